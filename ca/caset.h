@@ -22,6 +22,9 @@
 #include "ca/store.h"
 #include "util/clock.h"
 
+/* Limit on additionalTrustRoots of one class. */
+#define CA_SET_MAX_TRUST_ROOTS 64
+
 typedef struct ca_set_config {
 	const char *class_name;
 	sigil_keyalg key_alg;         /* for generated CAs */

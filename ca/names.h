@@ -23,3 +23,6 @@ int ca_names_parse_ip(const char *text, unsigned char out[16], size_t *out_len,
 		      sigil_err *err) SIGIL_WUR;
 /* An absolute URI with a scheme, printable ASCII, no spaces (e.g. spiffe://). */
 int ca_names_check_uri(const char *uri, sigil_err *err) SIGIL_WUR;
+/* A copy of untrusted text fit for an error message: bytes outside printable
+ * ASCII become '?', and long text is cut with "..." (buf of len >= 4). */
+const char *ca_names_quote(const char *text, char *buf, size_t len);

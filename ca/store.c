@@ -10,6 +10,8 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "util/buf.h"
 #include "util/mem.h"
@@ -101,7 +103,7 @@ static bool is_b64(char c)
 	       c == '+' || c == '/';
 }
 
-/* Reads one PEM block labelled `label` at b.  On success *text/*text_len
+/* Reads one PEM block labelled `label` at b.  On success *text and *text_len
  * cover the block's text (BEGIN line to END line and its '\n') and *der
  * holds the decoded body (free with sigil_freezero(*der, *der_len)). */
 static int record_read_block(sigil_rbuf *b, const char *label, const char *what, uint8_t **der,
@@ -109,7 +111,7 @@ static int record_read_block(sigil_rbuf *b, const char *label, const char *what,
 {
 	sigil_rbuf cur = *b;
 	const char *line, *begin = (const char *)cur.p + cur.off;
-	size_t len, prev_len = RECORD_PEM_COLUMNS, pad = 0, nlines = 0;
+	size_t len, prev_len = RECORD_PEM_COLUMNS, pad = 0, nlines = 0, out_cap;
 	sigil_wbuf b64;
 	uint8_t *out;
 	int n;
@@ -157,15 +159,16 @@ static int record_read_block(sigil_rbuf *b, const char *label, const char *what,
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "%s: %s block has a bad base64 length",
 				     what, label);
 	}
-	out = malloc(b64.len / 4 * 3 + 1);
+	out_cap = b64.len / 4 * 3;
+	out = malloc(out_cap + 1);
 	if (!out) {
 		sigil_wbuf_free(&b64);
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
 	}
 	n = EVP_DecodeBlock(out, b64.p, (int)b64.len);
 	sigil_wbuf_free(&b64);
-	if (n < 0 || (size_t)n != b64.len / 4 * 3 || (size_t)n < pad) {
-		sigil_freezero(out, b64.len / 4 * 3 + 1);
+	if (n < 0 || (size_t)n != out_cap || (size_t)n < pad) {
+		sigil_freezero(out, out_cap + 1);
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "%s: %s block is not valid base64",
 				     what, label);
 	}
@@ -228,6 +231,26 @@ int ca_store_record_parse(const char *what, const char *data, size_t len, ca_sto
 	if (X509_check_private_key(x, pkey) != 1) {
 		r = sigil_err_ssl(err, SIGIL_E_CORRUPT,
 				  "%s: the private key does not match the certificate", what);
+		goto out;
+	}
+	/* A PKCS#8 key carries its public half next to the private one; a
+	 * damaged private half would still "match" above. */
+	{
+		EVP_PKEY_CTX *kctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+		int ok = kctx && EVP_PKEY_pairwise_check(kctx) == 1;
+		EVP_PKEY_CTX_free(kctx);
+		if (!ok) {
+			r = sigil_err_ssl(err, SIGIL_E_CORRUPT,
+					  "%s: the private key is damaged (pairwise check failed)",
+					  what);
+			goto out;
+		}
+	}
+	/* Our generations are self-signed roots: a damaged one no longer
+	 * verifies under its own key. */
+	if (X509_check_issued(x, x) == X509_V_OK && X509_verify(x, pkey) != 1) {
+		r = sigil_err_ssl(err, SIGIL_E_CORRUPT,
+				  "%s: the certificate's self-signature does not verify", what);
 		goto out;
 	}
 	rec.cert_pem = sigil_strndup(cert_text, cert_text_len);

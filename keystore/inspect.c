@@ -372,9 +372,20 @@ static int walk(int dirfd, const char *prefix, const char *password, ks_inspecti
 			continue; /* ., .., staging and temp files */
 		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
+		if (S_ISLNK(st.st_mode)) {
+			/* Volumes use the AtomicWriter layout (name -> ..data/name):
+			 * follow only relative links that stay inside the volume. */
+			char lt[512];
+			ssize_t ln = readlinkat(dirfd, de->d_name, lt, sizeof(lt) - 1);
+			if (ln <= 0)
+				continue;
+			lt[ln] = '\0';
+			if (!sigil_fs_rel_path_ok(lt) || fstatat(dirfd, de->d_name, &st, 0) < 0)
+				continue;
+		}
 		snprintf(rel, sizeof(rel), "%s%s%s", prefix, *prefix ? "/" : "", de->d_name);
 		if (S_ISDIR(st.st_mode) && depth < 8) {
-			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			if (sub >= 0) {
 				r = walk(sub, rel, password, in, depth + 1, err);
 				close(sub);

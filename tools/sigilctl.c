@@ -15,6 +15,9 @@ static void usage(FILE *f)
 		"  ca init|status|rotate   manage the CA set of a class in a state dir\n"
 		"  mint                    mint a TLS volume offline from a local CA state dir\n"
 		"  inspect DIR             show what a volume directory holds\n"
+		"  publish                 NodePublishVolume against a CSI socket, as the kubelet does\n"
+		"  unpublish               NodeUnpublishVolume against a CSI socket\n"
+		"  info                    plugin info, capabilities, readiness and node info\n"
 		"\n"
 		"Run 'sigilctl COMMAND --help' for a command's options.\n");
 }
@@ -36,6 +39,12 @@ int main(int argc, char **argv)
 		return sigilctl_cmd_mint(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "inspect"))
 		return sigilctl_cmd_inspect(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "publish"))
+		return sigilctl_cmd_publish(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "unpublish"))
+		return sigilctl_cmd_unpublish(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "info"))
+		return sigilctl_cmd_info(argc - 1, argv + 1);
 	fprintf(stderr, "sigilctl: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return SIGILCTL_EXIT_USAGE;

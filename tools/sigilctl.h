@@ -4,6 +4,9 @@
 int sigilctl_cmd_ca(int argc, char **argv);
 int sigilctl_cmd_mint(int argc, char **argv);
 int sigilctl_cmd_inspect(int argc, char **argv);
+int sigilctl_cmd_publish(int argc, char **argv);
+int sigilctl_cmd_unpublish(int argc, char **argv);
+int sigilctl_cmd_info(int argc, char **argv);
 
 /* Exit codes */
 #define SIGILCTL_EXIT_OK 0

@@ -265,6 +265,11 @@ int sigil_fs_remove_tree(const char *path, sigil_err *err)
 	return remove_at(AT_FDCWD, path, err);
 }
 
+int sigil_fs_remove_tree_at(int dirfd, const char *name, sigil_err *err)
+{
+	return remove_at(dirfd, name, err);
+}
+
 bool sigil_fs_rel_path_ok(const char *name)
 {
 	size_t len, i, start = 0;

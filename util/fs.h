@@ -33,7 +33,8 @@ int sigil_fs_read_file_at(int dirfd, const char *name, size_t max, uint8_t **ret
 int sigil_fs_mkdir_p(const char *path, mode_t mode, sigil_err *err) SIGIL_WUR;
 int sigil_fs_fsync_dir(const char *path, sigil_err *err) SIGIL_WUR;
 /* rm -rf that never follows symlinks; a missing path succeeds. */
-int sigil_fs_remove_tree(const char *path, sigil_err *err) SIGIL_WUR;
+int sigil_fs_remove_tree(const char *path, sigil_err *err);
+int sigil_fs_remove_tree_at(int dirfd, const char *name, sigil_err *err);
 
 /* A relative name that stays inside its directory: non-empty, no leading
  * '/', no "." or ".." component, no empty component, printable ASCII

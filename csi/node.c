@@ -1,0 +1,366 @@
+#include "csi/node.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "ca/issue.h"
+#include "keystore/keystore.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+struct csi_node {
+	csi_node_config cfg;
+	char *node_id;
+	/* Publishes and unpublishes of one target are serialised; different
+	 * targets run in parallel. */
+	pthread_mutex_t stripes[CSI_NODE_LOCK_STRIPES];
+};
+
+int csi_node_new(const csi_node_config *cfg, csi_node **ret, sigil_err *err)
+{
+	csi_node *n;
+
+	if (!cfg->node_id || !*cfg->node_id)
+		return sigil_err_set(err, SIGIL_E_INVALID, "the node id is required");
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	n->cfg = *cfg;
+	n->node_id = strdup(cfg->node_id);
+	if (!n->node_id) {
+		free(n);
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	}
+	n->cfg.node_id = n->node_id;
+	for (int i = 0; i < CSI_NODE_LOCK_STRIPES; i++)
+		pthread_mutex_init(&n->stripes[i], NULL);
+	*ret = n;
+	return 0;
+}
+
+void csi_node_free(csi_node *n)
+{
+	if (!n)
+		return;
+	for (int i = 0; i < CSI_NODE_LOCK_STRIPES; i++)
+		pthread_mutex_destroy(&n->stripes[i]);
+	free(n->node_id);
+	free(n);
+}
+
+const char *csi_node_id(const csi_node *n)
+{
+	return n->node_id;
+}
+
+bool csi_node_ready(csi_node *n)
+{
+	return csi_issuer_ready(n->cfg.issuer);
+}
+
+size_t csi_node_volume_count(csi_node *n)
+{
+	return csi_state_count(n->cfg.state);
+}
+
+static pthread_mutex_t *stripe(csi_node *n, const char *target)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (const char *p = target; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return &n->stripes[h % CSI_NODE_LOCK_STRIPES];
+}
+
+static int kv_cmp(const void *a, const void *b)
+{
+	const csi_kv *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	return c ? c : strcmp(x->value, y->value);
+}
+
+/* What makes two publishes of one target "the same" (CSI spec:
+ * NodePublishVolume MUST be idempotent; an incompatible repeat is
+ * ALREADY_EXISTS): volume id, target, readonly, fsGroup and the volume
+ * context.  SHA-256 over a canonical encoding. */
+static int fingerprint(const csi_publish_request *req, char out[65], sigil_err *err)
+{
+	csi_kv *sorted = sigil_calloc(req->n_attrs, sizeof(*sorted));
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *c;
+	char hdr[64];
+
+	if (!sorted)
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	memcpy(sorted, req->attrs, req->n_attrs * sizeof(*sorted));
+	qsort(sorted, req->n_attrs, sizeof(*sorted), kv_cmp);
+	c = EVP_MD_CTX_new();
+	if (!c) {
+		free(sorted);
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	}
+	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	EVP_DigestUpdate(c, req->volume_id, strlen(req->volume_id) + 1);
+	EVP_DigestUpdate(c, req->target_path, strlen(req->target_path) + 1);
+	snprintf(hdr, sizeof(hdr), "ro=%d;gid=%d:%u;", req->readonly, req->has_fs_group,
+		 (unsigned)req->fs_group);
+	EVP_DigestUpdate(c, hdr, strlen(hdr) + 1);
+	for (size_t i = 0; i < req->n_attrs; i++) {
+		EVP_DigestUpdate(c, sorted[i].key, strlen(sorted[i].key) + 1);
+		EVP_DigestUpdate(c, sorted[i].value, strlen(sorted[i].value) + 1);
+	}
+	EVP_DigestFinal_ex(c, md, &mdlen);
+	EVP_MD_CTX_free(c);
+	free(sorted);
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+static int check_request(const csi_publish_request *req, sigil_err *err)
+{
+	if (!req->volume_id || !*req->volume_id)
+		return sigil_err_set(err, SIGIL_E_INVALID, "volume_id is required");
+	if (strlen(req->volume_id) > CSI_MAX_VOLUME_ID_LEN)
+		return sigil_err_set(err, SIGIL_E_INVALID, "volume_id is longer than %d bytes",
+				     CSI_MAX_VOLUME_ID_LEN);
+	if (!req->target_path || !*req->target_path)
+		return sigil_err_set(err, SIGIL_E_INVALID, "target_path is required");
+	if (strlen(req->target_path) > CSI_MAX_TARGET_PATH_LEN)
+		return sigil_err_set(err, SIGIL_E_INVALID, "target_path is too long");
+	if (req->target_path[0] != '/')
+		return sigil_err_set(err, SIGIL_E_INVALID, "target_path '%s' is not absolute",
+				     req->target_path);
+	/* No "..": the target must be exactly where the kubelet says. */
+	if (strstr(req->target_path, "/../") || strstr(req->target_path, "/./") ||
+	    (strlen(req->target_path) >= 3 &&
+	     !strcmp(req->target_path + strlen(req->target_path) - 3, "/..")))
+		return sigil_err_set(err, SIGIL_E_INVALID, "target_path '%s' is not canonical",
+				     req->target_path);
+	return 0;
+}
+
+/* Builds the record kept in the state dir. */
+static int make_record(const csi_publish_request *req, const char *fp, const ks_fileset *fs,
+		       time_t not_after, csi_volume_record *rec, sigil_err *err)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->volume_id = (char *)req->volume_id;
+	rec->target_path = (char *)req->target_path;
+	rec->fingerprint = (char *)fp;
+	rec->readonly = req->readonly;
+	rec->n_attrs = req->n_attrs;
+	rec->attr_keys = sigil_calloc(req->n_attrs, sizeof(char *));
+	rec->attr_values = sigil_calloc(req->n_attrs, sizeof(char *));
+	rec->files = sigil_calloc(fs->n, sizeof(char *));
+	if (!rec->attr_keys || !rec->attr_values || !rec->files) {
+		free(rec->attr_keys);
+		free(rec->attr_values);
+		free(rec->files);
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < req->n_attrs; i++) {
+		rec->attr_keys[i] = (char *)req->attrs[i].key;
+		rec->attr_values[i] = (char *)req->attrs[i].value;
+	}
+	for (size_t i = 0; i < fs->n; i++)
+		rec->files[i] = fs->files[i].name;
+	rec->n_files = fs->n;
+	rec->not_after = not_after;
+	rec->published_at = time(NULL);
+	return 0;
+}
+
+/* Borrowed-pointer record: only the arrays were allocated. */
+static void record_release(csi_volume_record *rec)
+{
+	free(rec->attr_keys);
+	free(rec->attr_values);
+	free(rec->files);
+}
+
+/* Mints the files of a TLS volume: key on this node, CSR to the issuer,
+ * rendering in the requested format. */
+static int mint_tls(csi_node *n, const csi_attrs *a, ks_fileset *out, time_t *not_after,
+		    bool *from_pool, sigil_err *err)
+{
+	ca_class_config cls;
+	ca_issue_result res = {0};
+	EVP_PKEY *key = NULL;
+	uint8_t *csr = NULL;
+	size_t csr_len = 0;
+	ks_format kf;
+	ks_options ko;
+	sigil_keyalg alg;
+	int r;
+
+	r = csi_issuer_class(n->cfg.issuer, a->class_name, &cls, err);
+	if (r < 0)
+		return r;
+	if (cls.backend != CA_BACKEND_AUTOTLS)
+		return sigil_err_set(err, SIGIL_E_INVALID,
+				     "SecretClass '%s' is not a TLS class; format %s needs one",
+				     a->class_name, csi_format_name(a->format));
+	if (!csi_format_to_ks(a->format, &kf))
+		return sigil_err_set(err, SIGIL_E_INVALID, "format %s is not a TLS format",
+				     csi_format_name(a->format));
+	alg = a->has_key_alg ? a->key_alg : cls.leaf_key_alg;
+	ca_identity id = {
+		.node_name = n->node_id,
+		.pod_namespace = a->pod_namespace,
+		.pod_name = a->pod_name,
+	};
+	ca_issue_request req = {
+		.class_name = a->class_name,
+		.identity = &id,
+		.scopes = a->scopes,
+		.n_scopes = a->n_scopes,
+		.lifetime_secs = a->lifetime_secs,
+		.jitter_factor = a->jitter_factor,
+	};
+	if (!a->public_only) {
+		r = csi_keypool_take(n->cfg.keypool, alg, &key, from_pool, err);
+		if (r == 0)
+			r = ca_csr_create(key, a->pod_name, &csr, &csr_len, err);
+		if (r < 0)
+			goto out;
+		req.csr_der = csr;
+		req.csr_len = csr_len;
+	}
+	r = csi_issuer_issue(n->cfg.issuer, &req, &res, err);
+	if (r < 0)
+		goto out;
+	csi_attrs_ks_options(a, &ko);
+	ks_material m = {.key = key, .leaf = res.leaf, .chain = res.chain, .trust = res.trust};
+	r = ks_render(kf, &m, &ko, out, err);
+	if (r == 0)
+		*not_after = res.not_after;
+out:
+	ca_issue_result_free(&res);
+	free(csr);
+	EVP_PKEY_free(key);
+	return r;
+}
+
+int csi_node_publish(csi_node *n, const csi_publish_request *req, csi_publish_result *ret,
+		     sigil_err *err)
+{
+	csi_publish_result res = {0};
+	csi_volume_record existing;
+	csi_volume_record rec;
+	csi_attrs a;
+	ks_fileset fs = {0};
+	char fp[65];
+	time_t not_after = 0;
+	pthread_mutex_t *lk;
+	struct stat st;
+	int r;
+
+	r = check_request(req, err);
+	if (r < 0)
+		return r;
+	r = fingerprint(req, fp, err);
+	if (r < 0)
+		return r;
+	lk = stripe(n, req->target_path);
+	pthread_mutex_lock(lk);
+	if (csi_state_get(n->cfg.state, req->volume_id, req->target_path, &existing) == 0) {
+		bool same = existing.fingerprint && !strcmp(existing.fingerprint, fp);
+		csi_record_free(&existing);
+		if (!same) {
+			r = sigil_err_set(err, SIGIL_E_EXISTS,
+					  "volume %s is already published at %s with different "
+					  "parameters", req->volume_id, req->target_path);
+			goto unlock;
+		}
+		/* Same request again: fine if the files are still there;
+		 * otherwise (e.g. a reboot wiped the tmpfs) publish anew. */
+		_cleanup_free_ char *data = sigil_path_join(req->target_path, CSI_VOLUME_DATA_LINK);
+		if (data && stat(data, &st) == 0) {
+			res.already_published = true;
+			goto done;
+		}
+	}
+	r = csi_attrs_parse(req->attrs, req->n_attrs, &a, err);
+	if (r < 0)
+		goto unlock;
+	switch (a.format) {
+	case CSI_FORMAT_DEFAULT:
+	case CSI_FORMAT_TLS_PEM:
+	case CSI_FORMAT_TLS_PKCS12:
+	case CSI_FORMAT_TLS_JKS:
+		r = mint_tls(n, &a, &fs, &not_after, &res.key_from_pool, err);
+		break;
+	case CSI_FORMAT_KERBEROS:
+		r = sigil_err_set(err, SIGIL_E_INVALID,
+				  "format kerberos needs a kerberosKeytab SecretClass served by sigil-ca");
+		break;
+	default:
+		r = sigil_err_set(err, SIGIL_E_INTERNAL, "unknown format");
+		break;
+	}
+	if (r < 0)
+		goto free_attrs;
+	csi_volume_opts vo = {
+		.mount_tmpfs = n->cfg.privileged,
+		.tmpfs_size = n->cfg.tmpfs_size,
+		.has_gid = req->has_fs_group,
+		.gid = req->fs_group,
+	};
+	r = csi_volume_publish(req->target_path, &fs, &vo, err);
+	if (r < 0)
+		goto free_attrs;
+	r = make_record(req, fp, &fs, not_after, &rec, err);
+	if (r == 0) {
+		r = csi_state_put(n->cfg.state, &rec, err);
+		record_release(&rec);
+	}
+	if (r < 0) {
+		/* Unrecorded volumes would never be renewed or cleaned: undo. */
+		if (csi_volume_unpublish(req->target_path, NULL) < 0)
+			log_warn("could not undo the publish of %s", req->target_path);
+		goto free_attrs;
+	}
+	res.not_after = not_after;
+	res.n_files = fs.n;
+free_attrs:
+	ks_fileset_free(&fs);
+	csi_attrs_free(&a);
+done:
+	if (r == 0 && ret)
+		*ret = res;
+unlock:
+	pthread_mutex_unlock(lk);
+	return r;
+}
+
+int csi_node_unpublish(csi_node *n, const char *volume_id, const char *target_path,
+		       sigil_err *err)
+{
+	pthread_mutex_t *lk;
+	int r;
+
+	if (!volume_id || !*volume_id)
+		return sigil_err_set(err, SIGIL_E_INVALID, "volume_id is required");
+	if (!target_path || !*target_path)
+		return sigil_err_set(err, SIGIL_E_INVALID, "target_path is required");
+	if (target_path[0] != '/')
+		return sigil_err_set(err, SIGIL_E_INVALID, "target_path '%s' is not absolute", target_path);
+	lk = stripe(n, target_path);
+	pthread_mutex_lock(lk);
+	r = csi_volume_unpublish(target_path, err);
+	if (r == 0)
+		r = csi_state_remove(n->cfg.state, volume_id, target_path, err);
+	pthread_mutex_unlock(lk);
+	return r;
+}

@@ -1,0 +1,799 @@
+/* ca/issue.c: leaves for every CA x leaf key type (checked with OpenSSL's
+ * own chain verification in strict mode), names and limits, lifetime
+ * capping and jitter, and CSR parsing of good and hostile input. */
+#define _GNU_SOURCE /* memmem */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include "ca/issue.h"
+#include "ca/names.h"
+#include "tests/helpers/ca_fixtures.h"
+#include "util/mem.h"
+
+#define DAY 86400LL
+#define HOUR 3600LL
+
+static const sigil_keyalg all_algs[] = {
+	SIGIL_KEY_RSA2048,    SIGIL_KEY_RSA3072,    SIGIL_KEY_RSA4096,
+	SIGIL_KEY_ECDSA_P256, SIGIL_KEY_ECDSA_P384, SIGIL_KEY_ED25519,
+};
+#define N_ALGS SIGIL_ARRAY_SIZE(all_algs)
+
+/* One CA and one leaf key per algorithm, made once (RSA-4096 is slow). */
+typedef struct world {
+	ca_authority *cas[N_ALGS];
+	EVP_PKEY *keys[N_ALGS];
+} world;
+
+static int setup_world(void **state)
+{
+	world *w = calloc(1, sizeof(*w));
+
+	for (size_t i = 0; i < N_ALGS; i++) {
+		w->cas[i] = fx_make_ca(all_algs[i], FX_NOW, 365 * DAY);
+		w->keys[i] = fx_make_key(all_algs[i]);
+	}
+	*state = w;
+	return 0;
+}
+
+static int teardown_world(void **state)
+{
+	world *w = *state;
+
+	for (size_t i = 0; i < N_ALGS; i++) {
+		ca_authority_free(w->cas[i]);
+		EVP_PKEY_free(w->keys[i]);
+	}
+	free(w);
+	return 0;
+}
+
+/* OpenSSL's chain verification, strict RFC 5280 checks, at time `at`. */
+static int verify_chain(X509 *leaf, X509 *root, STACK_OF(X509) *untrusted, time_t at, int purpose)
+{
+	X509_STORE *st = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	int ok, e;
+
+	assert_int_equal(X509_STORE_add_cert(st, root), 1);
+	assert_int_equal(X509_STORE_CTX_init(ctx, st, leaf, untrusted), 1);
+	X509_STORE_CTX_set_time(ctx, 0, at);
+	X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_X509_STRICT);
+	if (purpose)
+		assert_int_equal(X509_STORE_CTX_set_purpose(ctx, purpose), 1);
+	ok = X509_verify_cert(ctx);
+	e = X509_STORE_CTX_get_error(ctx);
+	if (ok != 1)
+		print_error("verify: %s\n", X509_verify_cert_error_string(e));
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(st);
+	return ok == 1 ? 0 : e;
+}
+
+static bool ext_critical(X509 *x, int nid)
+{
+	int i = X509_get_ext_by_NID(x, nid, -1);
+
+	assert_true(i >= 0);
+	return X509_EXTENSION_get_critical(X509_get_ext(x, i)) == 1;
+}
+
+static int sig_nid_for(sigil_keyalg alg)
+{
+	switch (alg) {
+	case SIGIL_KEY_RSA2048:
+	case SIGIL_KEY_RSA3072:
+	case SIGIL_KEY_RSA4096:
+		return NID_sha256WithRSAEncryption;
+	case SIGIL_KEY_ECDSA_P256:
+		return NID_ecdsa_with_SHA256;
+	case SIGIL_KEY_ECDSA_P384:
+		return NID_ecdsa_with_SHA384;
+	case SIGIL_KEY_ED25519:
+		return NID_ED25519;
+	case SIGIL_KEY__COUNT:
+	default:
+		return NID_undef;
+	}
+}
+
+static time_t not_after(X509 *x)
+{
+	return ca_asn1_time_to_time_t(X509_get0_notAfter(x));
+}
+
+static time_t not_before(X509 *x)
+{
+	return ca_asn1_time_to_time_t(X509_get0_notBefore(x));
+}
+
+static ca_leaf_request basic_req(void)
+{
+	static const char *dns[] = { "web.default.svc.cluster.local" };
+	static const char *ips[] = { "10.1.2.3" };
+	ca_leaf_request r = {
+		.common_name = "web",
+		.dns = dns,
+		.n_dns = 1,
+		.ips = ips,
+		.n_ips = 1,
+		.lifetime_secs = DAY,
+		.ca_retirement_secs = HOUR,
+		.now = FX_NOW,
+	};
+	return r;
+}
+
+static void test_every_ca_and_leaf_type(void **state)
+{
+	world *w = *state;
+
+	for (size_t c = 0; c < N_ALGS; c++) {
+		ca_authority *ca = w->cas[c];
+		for (size_t l = 0; l < N_ALGS; l++) {
+			sigil_err err = { 0 };
+			ca_leaf_request req = basic_req();
+			size_t csr_len = 0;
+			uint8_t *csr = fx_make_csr(w->keys[l], "ignored-by-ca", &csr_len);
+			X509 *leaf = NULL;
+			int r = ca_issue_from_csr(ca, csr, csr_len, &req, &leaf, &err);
+
+			if (r != 0)
+				fail_msg("CA %s leaf %s: %s", ca_keyalg_name(all_algs[c]),
+					 ca_keyalg_name(all_algs[l]), err.msg);
+			/* Signed by the CA, for the CSR's key. */
+			assert_int_equal(X509_verify(leaf, X509_get0_pubkey(ca->cert)), 1);
+			assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(leaf), w->keys[l]), 1);
+			assert_int_equal(X509_get_signature_nid(leaf), sig_nid_for(all_algs[c]));
+			assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(leaf),
+						       X509_get_subject_name(ca->cert)),
+					 0);
+			assert_int_equal(X509_check_issued(ca->cert, leaf), X509_V_OK);
+			assert_int_equal(verify_chain(leaf, ca->cert, NULL, FX_NOW + 60,
+						      X509_PURPOSE_SSL_SERVER),
+					 0);
+			assert_int_equal(verify_chain(leaf, ca->cert, NULL, FX_NOW + 60,
+						      X509_PURPOSE_SSL_CLIENT),
+					 0);
+
+			/* Extensions. */
+			uint32_t flags = X509_get_extension_flags(leaf);
+			assert_true(flags & EXFLAG_BCONS);
+			assert_false(flags & EXFLAG_CA);
+			assert_true(ext_critical(leaf, NID_basic_constraints));
+			assert_true(flags & EXFLAG_KUSAGE);
+			assert_true(ext_critical(leaf, NID_key_usage));
+			assert_int_equal(X509_get_key_usage(leaf),
+					 ca_keyalg_is_rsa(all_algs[l])
+						 ? (KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT)
+						 : KU_DIGITAL_SIGNATURE);
+			assert_true(flags & EXFLAG_XKUSAGE);
+			assert_false(ext_critical(leaf, NID_ext_key_usage));
+			assert_int_equal(X509_get_extended_key_usage(leaf), XKU_SSL_SERVER | XKU_SSL_CLIENT);
+			assert_false(ext_critical(leaf, NID_subject_alt_name));
+			assert_int_equal(ASN1_OCTET_STRING_cmp(X509_get0_authority_key_id(leaf),
+							       X509_get0_subject_key_id(ca->cert)),
+					 0);
+			unsigned char md[EVP_MAX_MD_SIZE];
+			unsigned int md_len = 0;
+			assert_int_equal(X509_pubkey_digest(leaf, EVP_sha1(), md, &md_len), 1);
+			assert_memory_equal(ASN1_STRING_get0_data(X509_get0_subject_key_id(leaf)), md,
+					    md_len);
+			assert_int_equal(X509_check_host(leaf, "web.default.svc.cluster.local", 0, 0,
+							 NULL),
+					 1);
+			assert_int_equal(X509_check_ip_asc(leaf, "10.1.2.3", 0), 1);
+			assert_int_equal(X509_check_host(leaf, "ignored-by-ca", 0, 0, NULL), 0);
+
+			/* Serial: positive, <= 20 octets. */
+			BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
+			assert_false(BN_is_negative(bn));
+			assert_false(BN_is_zero(bn));
+			assert_true(BN_num_bytes(bn) <= 20);
+			BN_free(bn);
+
+			assert_int_equal(not_before(leaf), FX_NOW - CA_BACKDATE_SECS);
+			assert_int_equal(not_after(leaf), FX_NOW + DAY);
+
+			X509_free(leaf);
+			free(csr);
+		}
+	}
+}
+
+/* The CA decides the names: a CSR's subject and extensions are ignored. */
+static void test_names_in_certificate(void **state)
+{
+	world *w = *state;
+	static const char *dcs[] = { "local", "cluster" };
+	static const char *dns[] = { "Web.Example.COM", "web.example.com", "*.apps.example.com",
+				     "node-1" };
+	static const char *ips[] = { "10.0.0.1", "fd00::1", "10.0.0.1" };
+	static const char *uris[] = { "spiffe://cluster.local/ns/default/sa/web" };
+	ca_leaf_request req = {
+		.common_name = "web",
+		.domain_components = dcs,
+		.n_domain_components = 2,
+		.dns = dns,
+		.n_dns = 4,
+		.ips = ips,
+		.n_ips = 3,
+		.uris = uris,
+		.n_uris = 1,
+		.allow_wildcards = true,
+		.lifetime_secs = DAY,
+		.now = FX_NOW,
+	};
+	sigil_err err = { 0 };
+	X509 *leaf = NULL;
+	char buf[256];
+
+	assert_int_equal(ca_issue_from_pubkey(w->cas[3], w->keys[5], &req, &leaf, &err), 0);
+	/* Subject: DC=local, DC=cluster, CN=web, in that order. */
+	X509_NAME *subj = X509_get_subject_name(leaf);
+	assert_int_equal(X509_NAME_entry_count(subj), 3);
+	assert_int_equal(OBJ_obj2nid(X509_NAME_ENTRY_get_object(X509_NAME_get_entry(subj, 0))),
+			 NID_domainComponent);
+	assert_int_equal(OBJ_obj2nid(X509_NAME_ENTRY_get_object(X509_NAME_get_entry(subj, 2))),
+			 NID_commonName);
+	X509_NAME_oneline(subj, buf, sizeof(buf));
+	assert_string_equal(buf, "/DC=local/DC=cluster/CN=web");
+
+	/* SANs: DNS lower-cased and de-duplicated, IPs raw, the URI. */
+	GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	assert_non_null(gens);
+	assert_int_equal(sk_GENERAL_NAME_num(gens), 3 + 2 + 1);
+	static const char *want_dns[] = { "web.example.com", "*.apps.example.com", "node-1" };
+	for (int i = 0; i < 3; i++) {
+		int type;
+		ASN1_STRING *s = GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(gens, i), &type);
+		assert_int_equal(type, GEN_DNS);
+		assert_int_equal(ASN1_STRING_length(s), strlen(want_dns[i]));
+		assert_memory_equal(ASN1_STRING_get0_data(s), want_dns[i], strlen(want_dns[i]));
+	}
+	int type;
+	ASN1_STRING *s = GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(gens, 3), &type);
+	assert_int_equal(type, GEN_IPADD);
+	assert_int_equal(ASN1_STRING_length(s), 4);
+	assert_memory_equal(ASN1_STRING_get0_data(s), "\x0a\x00\x00\x01", 4);
+	s = GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(gens, 4), &type);
+	assert_int_equal(type, GEN_IPADD);
+	assert_int_equal(ASN1_STRING_length(s), 16);
+	s = GENERAL_NAME_get0_value(sk_GENERAL_NAME_value(gens, 5), &type);
+	assert_int_equal(type, GEN_URI);
+	assert_memory_equal(ASN1_STRING_get0_data(s), uris[0], strlen(uris[0]));
+	GENERAL_NAMES_free(gens);
+
+	assert_int_equal(X509_check_host(leaf, "foo.apps.example.com", 0, 0, NULL), 1);
+	assert_int_equal(X509_check_ip_asc(leaf, "fd00:0::1", 0), 1);
+	assert_int_equal(verify_chain(leaf, w->cas[3]->cert, NULL, FX_NOW, 0), 0);
+	X509_free(leaf);
+}
+
+static void test_empty_subject_critical_san(void **state)
+{
+	world *w = *state;
+	static const char *uris[] = { "spiffe://cluster.local/ns/a/sa/b" };
+	ca_leaf_request req = {
+		.uris = uris,
+		.n_uris = 1,
+		.lifetime_secs = DAY,
+		.now = FX_NOW,
+	};
+	sigil_err err = { 0 };
+	X509 *leaf = NULL;
+
+	assert_int_equal(ca_issue_from_pubkey(w->cas[4], w->keys[3], &req, &leaf, &err), 0);
+	assert_int_equal(X509_NAME_entry_count(X509_get_subject_name(leaf)), 0);
+	/* RFC 5280 4.2.1.6; X509_V_FLAG_X509_STRICT checks it too. */
+	assert_true(ext_critical(leaf, NID_subject_alt_name));
+	assert_int_equal(verify_chain(leaf, w->cas[4]->cert, NULL, FX_NOW, 0), 0);
+	X509_free(leaf);
+
+	/* CN only, no SAN: no SAN extension at all. */
+	ca_leaf_request cn_only = { .common_name = "client", .lifetime_secs = DAY, .now = FX_NOW };
+	assert_int_equal(ca_issue_from_pubkey(w->cas[4], w->keys[3], &cn_only, &leaf, &err), 0);
+	assert_true(X509_get_ext_by_NID(leaf, NID_subject_alt_name, -1) < 0);
+	X509_free(leaf);
+	leaf = NULL;
+
+	/* Neither: refused. An empty CN counts as none; DCs alone do not name it. */
+	static const char *dcs[] = { "local" };
+	ca_leaf_request none = {
+		.common_name = "",
+		.domain_components = dcs,
+		.n_domain_components = 1,
+		.lifetime_secs = DAY,
+		.now = FX_NOW,
+	};
+	assert_int_equal(ca_issue_from_pubkey(w->cas[4], w->keys[3], &none, &leaf, &err),
+			 SIGIL_E_INVALID);
+	assert_null(leaf);
+	assert_non_null(strstr(err.msg, "no name"));
+}
+
+static void test_name_limits_and_errors(void **state)
+{
+	world *w = *state;
+	EVP_PKEY *key = w->keys[3];
+	ca_authority *ca = w->cas[3];
+	const char *many[CA_MAX_SANS + 1];
+	char names[CA_MAX_SANS + 1][32];
+	const char *dcs[CA_MAX_DC + 1];
+	char cn65[66];
+	sigil_err err = { 0 };
+	X509 *leaf = NULL;
+
+	for (int i = 0; i <= CA_MAX_SANS; i++) {
+		snprintf(names[i], sizeof(names[i]), "host%d.example", i);
+		many[i] = names[i];
+	}
+	for (int i = 0; i <= CA_MAX_DC; i++)
+		dcs[i] = "dc";
+	memset(cn65, 'c', 65);
+	cn65[65] = '\0';
+
+	/* CA_MAX_SANS names are fine, one more is not. */
+	ca_leaf_request req = { .dns = many, .n_dns = CA_MAX_SANS, .lifetime_secs = DAY, .now = FX_NOW };
+	assert_int_equal(ca_issue_from_pubkey(ca, key, &req, &leaf, &err), 0);
+	X509_free(leaf);
+	leaf = NULL;
+	req.n_dns = CA_MAX_SANS + 1;
+	assert_int_equal(ca_issue_from_pubkey(ca, key, &req, &leaf, &err), SIGIL_E_LIMIT);
+	assert_non_null(strstr(err.msg, "101 DNS"));
+	/* The total counts across kinds. */
+	static const char *ip[] = { "10.0.0.1" };
+	req.n_dns = CA_MAX_SANS;
+	req.ips = ip;
+	req.n_ips = 1;
+	assert_int_equal(ca_issue_from_pubkey(ca, key, &req, &leaf, &err), SIGIL_E_LIMIT);
+	assert_non_null(strstr(err.msg, "limit is 100 in total"));
+	/* Huge counts do not wrap the sum. */
+	req.n_dns = 1;
+	req.n_ips = SIZE_MAX;
+	assert_int_equal(ca_issue_from_pubkey(ca, key, &req, &leaf, &err), SIGIL_E_LIMIT);
+	assert_null(leaf);
+
+	static const char *one[] = { "ok.example" };
+	struct {
+		ca_leaf_request req;
+		int rc;
+		const char *msg;
+	} cases[] = {
+		{ { .common_name = cn65 }, SIGIL_E_LIMIT, "is 65 bytes long, the limit is 64" },
+		{ { .common_name = "tab\there" }, SIGIL_E_INVALID, "control character" },
+		{ { .common_name = "bad\xff utf8" }, SIGIL_E_INVALID, "not valid UTF-8" },
+		{ { .common_name = "x", .domain_components = dcs, .n_domain_components = CA_MAX_DC + 1 },
+		  SIGIL_E_LIMIT, "17 domain components, the limit is 16" },
+		{ { .common_name = "x", .domain_components = (const char *[]){ "a.b" }, .n_domain_components = 1 },
+		  SIGIL_E_INVALID, "domain component \"a.b\"" },
+		{ { .common_name = "x", .domain_components = (const char *[]){ "" }, .n_domain_components = 1 },
+		  SIGIL_E_INVALID, "domain component" },
+		{ { .common_name = "x", .domain_components = (const char *[]){ "*" }, .n_domain_components = 1 },
+		  SIGIL_E_INVALID, "domain component" },
+		{ { .dns = (const char *[]){ "bad_name.example" }, .n_dns = 1 }, SIGIL_E_INVALID,
+		  "\"bad_name.example\"" },
+		{ { .dns = (const char *[]){ "*.example.com" }, .n_dns = 1 }, SIGIL_E_INVALID,
+		  "not allowed by the name policy" },
+		{ { .ips = (const char *[]){ "10.0.0.256" }, .n_ips = 1 }, SIGIL_E_INVALID,
+		  "\"10.0.0.256\" is not a valid IPv4 address" },
+		{ { .ips = (const char *[]){ "::g" }, .n_ips = 1 }, SIGIL_E_INVALID, "IPv6" },
+		{ { .uris = (const char *[]){ "no scheme" }, .n_uris = 1 }, SIGIL_E_INVALID, "URI" },
+		{ { .dns = NULL, .n_dns = 1 }, SIGIL_E_INVALID, "without a list" },
+		{ { .dns = (const char *[]){ "a.example", NULL }, .n_dns = 2 }, SIGIL_E_INVALID,
+		  "DNS name 2 is missing" },
+		{ { .common_name = "x", .lifetime_secs = -5 }, SIGIL_E_INVALID, "must be positive" },
+		{ { .dns = one, .n_dns = 1, .max_lifetime_secs = -1 }, SIGIL_E_INVALID, "maximum lifetime" },
+		{ { .dns = one, .n_dns = 1, .ca_retirement_secs = -1 }, SIGIL_E_INVALID, "retirement" },
+		{ { .dns = one, .n_dns = 1, .jitter_factor = 1.0 }, SIGIL_E_INVALID, "jitter factor" },
+		{ { .dns = one, .n_dns = 1, .jitter_factor = -0.1 }, SIGIL_E_INVALID, "jitter factor" },
+		{ { .dns = one, .n_dns = 1, .jitter_factor = NAN }, SIGIL_E_INVALID, "jitter factor" },
+	};
+	for (size_t i = 0; i < SIGIL_ARRAY_SIZE(cases); i++) {
+		sigil_err_clear(&err);
+		if (cases[i].req.lifetime_secs == 0)
+			cases[i].req.lifetime_secs = DAY;
+		cases[i].req.now = FX_NOW;
+		int r = ca_issue_from_pubkey(ca, key, &cases[i].req, &leaf, &err);
+		if (r != cases[i].rc || !strstr(err.msg, cases[i].msg))
+			fail_msg("case %zu: got %d \"%s\", want %d \"%s\"", i, r, err.msg, cases[i].rc,
+				 cases[i].msg);
+		assert_null(leaf);
+	}
+	/* 64 bytes of CN is the bound itself. */
+	cn65[64] = '\0';
+	ca_leaf_request ok = { .common_name = cn65, .lifetime_secs = DAY, .now = FX_NOW };
+	assert_int_equal(ca_issue_from_pubkey(ca, key, &ok, &leaf, &err), 0);
+	X509_free(leaf);
+	leaf = NULL;
+	/* Wildcards with the policy. */
+	ca_leaf_request wc = { .dns = (const char *[]){ "*.example.com" }, .n_dns = 1,
+			       .allow_wildcards = true, .lifetime_secs = DAY, .now = FX_NOW };
+	assert_int_equal(ca_issue_from_pubkey(ca, key, &wc, &leaf, &err), 0);
+	X509_free(leaf);
+	leaf = NULL;
+
+	/* Bad arguments. */
+	assert_int_equal(ca_issue_from_pubkey(NULL, key, &ok, &leaf, &err), SIGIL_E_INVALID);
+	assert_int_equal(ca_issue_from_pubkey(ca, NULL, &ok, &leaf, &err), SIGIL_E_INVALID);
+	assert_int_equal(ca_issue_from_pubkey(ca, key, NULL, &leaf, &err), SIGIL_E_INVALID);
+	EVP_PKEY *weak = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+	assert_int_equal(ca_issue_from_pubkey(ca, weak, &ok, &leaf, &err), SIGIL_E_INVALID);
+	assert_non_null(strstr(err.msg, "RSA 1024 is not supported"));
+	EVP_PKEY_free(weak);
+	assert_null(leaf);
+}
+
+static int64_t issued_lifetime(const ca_authority *ca, EVP_PKEY *key, ca_leaf_request *req,
+			       int *rc, sigil_err *err)
+{
+	X509 *leaf = NULL;
+	int64_t life;
+
+	*rc = ca_issue_from_pubkey(ca, key, req, &leaf, err);
+	if (*rc < 0)
+		return -1;
+	life = (int64_t)(not_after(leaf) - req->now);
+	assert_true(X509_verify(leaf, X509_get0_pubkey(ca->cert)) == 1);
+	X509_free(leaf);
+	return life;
+}
+
+static void test_lifetime_capping(void **state)
+{
+	world *w = *state;
+	EVP_PKEY *key = w->keys[3];
+	ca_authority *ca = w->cas[3]; /* FX_NOW - 300 .. FX_NOW + 365d */
+	static const char *dns[] = { "a.example" };
+	ca_leaf_request req = { .dns = dns, .n_dns = 1, .now = FX_NOW, .ca_retirement_secs = HOUR };
+	sigil_err err = { 0 };
+	int rc;
+
+	/* Requested below every cap. */
+	req.lifetime_secs = 2 * DAY;
+	assert_int_equal(issued_lifetime(ca, key, &req, &rc, &err), 2 * DAY);
+	/* Capped by the class maximum. */
+	req.lifetime_secs = 10 * DAY;
+	req.max_lifetime_secs = 5 * DAY;
+	assert_int_equal(issued_lifetime(ca, key, &req, &rc, &err), 5 * DAY);
+	/* 0 means Stackable's default maximum of 15 days. */
+	req.lifetime_secs = 30 * DAY;
+	req.max_lifetime_secs = 0;
+	assert_int_equal(issued_lifetime(ca, key, &req, &rc, &err), CA_DEFAULT_MAX_LEAF_LIFETIME_SECS);
+	/* Capped by the CA's notAfter minus the retirement. */
+	req.now = FX_NOW + 360 * DAY;
+	req.lifetime_secs = 10 * DAY;
+	assert_int_equal(issued_lifetime(ca, key, &req, &rc, &err), 5 * DAY - HOUR);
+	/* One second of room left still signs, for one second. */
+	req.now = FX_NOW + 365 * DAY - HOUR - 1;
+	assert_int_equal(issued_lifetime(ca, key, &req, &rc, &err), 1);
+	/* No room: refused, naming the CA and its expiry. */
+	req.now = FX_NOW + 365 * DAY - HOUR;
+	assert_int_equal(issued_lifetime(ca, key, &req, &rc, &err), -1);
+	assert_int_equal(rc, SIGIL_E_PRECOND);
+	assert_non_null(strstr(err.msg, "fixture CA"));
+	assert_non_null(strstr(err.msg, "expires on 2024-12-31 00:00:00 UTC"));
+	assert_non_null(strstr(err.msg, "too close to expiry"));
+	/* After the CA expired. */
+	req.now = FX_NOW + 400 * DAY;
+	assert_int_equal(issued_lifetime(ca, key, &req, &rc, &err), -1);
+	assert_int_equal(rc, SIGIL_E_PRECOND);
+	/* Before the CA is valid. */
+	req.now = FX_NOW - DAY;
+	assert_int_equal(issued_lifetime(ca, key, &req, &rc, &err), -1);
+	assert_int_equal(rc, SIGIL_E_PRECOND);
+	assert_non_null(strstr(err.msg, "not valid until"));
+
+	/* A CA whose whole life is inside the retirement window never signs. */
+	ca_authority *short_ca = fx_make_ca(SIGIL_KEY_ED25519, FX_NOW, HOUR);
+	req.now = FX_NOW;
+	req.lifetime_secs = DAY;
+	assert_int_equal(issued_lifetime(short_ca, key, &req, &rc, &err), -1);
+	assert_int_equal(rc, SIGIL_E_PRECOND);
+	req.ca_retirement_secs = 0;
+	assert_int_equal(issued_lifetime(short_ca, key, &req, &rc, &err), HOUR);
+	ca_authority_free(short_ca);
+
+	/* notBefore is backdated, but not before the CA's own notBefore. */
+	X509 *leaf = NULL;
+	req.now = FX_NOW - 100;
+	req.ca_retirement_secs = HOUR;
+	assert_int_equal(ca_issue_from_pubkey(ca, key, &req, &leaf, &err), 0);
+	assert_int_equal(not_before(leaf), FX_NOW - CA_BACKDATE_SECS);
+	assert_int_equal(verify_chain(leaf, ca->cert, NULL, FX_NOW - 100, 0), 0);
+	X509_free(leaf);
+	leaf = NULL;
+	req.now = FX_NOW + DAY;
+	assert_int_equal(ca_issue_from_pubkey(ca, key, &req, &leaf, &err), 0);
+	assert_int_equal(not_before(leaf), FX_NOW + DAY - CA_BACKDATE_SECS);
+	X509_free(leaf);
+}
+
+static void test_jitter_bounds(void **state)
+{
+	world *w = *state;
+	static const char *dns[] = { "a.example" };
+	ca_leaf_request req = {
+		.dns = dns, .n_dns = 1, .now = FX_NOW, .lifetime_secs = 10000, .jitter_factor = 0.5
+	};
+	sigil_err err = { 0 };
+	int64_t lo = INT64_MAX, hi = 0;
+	int rc;
+
+	/* 0.5: lifetime in (5000, 10000]; 300 draws cover both halves. */
+	for (int i = 0; i < 300; i++) {
+		int64_t l = issued_lifetime(w->cas[3], w->keys[3], &req, &rc, &err);
+		assert_int_equal(rc, 0);
+		assert_true(l > 5000 && l <= 10000);
+		if (l < lo)
+			lo = l;
+		if (l > hi)
+			hi = l;
+	}
+	assert_true(lo < 6000);
+	assert_true(hi > 9000);
+	/* Jitter applies after capping: a capped lifetime is shortened too. */
+	req.max_lifetime_secs = 1000;
+	req.jitter_factor = 0.2;
+	for (int i = 0; i < 50; i++) {
+		int64_t l = issued_lifetime(w->cas[3], w->keys[3], &req, &rc, &err);
+		assert_true(l > 800 && l <= 1000);
+	}
+	/* Close to 1: never zero. */
+	req.max_lifetime_secs = 0;
+	req.lifetime_secs = 1;
+	req.jitter_factor = 0.999999;
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(issued_lifetime(w->cas[3], w->keys[3], &req, &rc, &err), 1);
+	/* 0: exact. */
+	req.lifetime_secs = 7777;
+	req.jitter_factor = 0;
+	assert_int_equal(issued_lifetime(w->cas[3], w->keys[3], &req, &rc, &err), 7777);
+}
+
+/* An imported intermediate signs leaves that verify up to the root. */
+static void test_issue_from_intermediate(void **state)
+{
+	ca_authority *root = fx_make_ca(SIGIL_KEY_ECDSA_P384, FX_NOW - DAY, 3650 * DAY);
+	EVP_PKEY *ik = fx_make_key(SIGIL_KEY_ECDSA_P256);
+	X509 *inter = fx_make_cert(&(fx_cert_opts){
+		.cn = "Company Issuing CA",
+		.key = ik,
+		.issuer = root->cert,
+		.issuer_key = root->key,
+		.bc = FX_BC_CA,
+		.ku = KU_KEY_CERT_SIGN | KU_CRL_SIGN,
+		.not_before = FX_NOW - DAY,
+		.not_after = FX_NOW + 100 * DAY,
+	});
+	char *c = fx_cert_pem(inter), *k = fx_key_pem(ik), *r = fx_cert_pem(root->cert);
+	sigil_err err = { 0 };
+	ca_authority *ca = NULL;
+	X509 *leaf = NULL;
+	EVP_PKEY *lk = fx_make_key(SIGIL_KEY_ED25519);
+	ca_leaf_request req = basic_req();
+
+	(void)state;
+	assert_int_equal(ca_authority_from_pem(c, strlen(c), k, strlen(k), NULL, r, strlen(r), FX_NOW,
+					       &ca, &err),
+			 0);
+	assert_int_equal(ca_issue_from_pubkey(ca, lk, &req, &leaf, &err), 0);
+	assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(leaf), X509_get_subject_name(inter)), 0);
+	STACK_OF(X509) *untrusted = sk_X509_new_null();
+	sk_X509_push(untrusted, ca->cert);
+	assert_int_equal(verify_chain(leaf, ca->root, untrusted, FX_NOW, X509_PURPOSE_SSL_SERVER), 0);
+	/* Without the intermediate the leaf does not verify. */
+	assert_int_not_equal(verify_chain(leaf, ca->root, NULL, FX_NOW, 0), 0);
+	/* Capped by the intermediate's notAfter minus retirement. */
+	X509_free(leaf);
+	leaf = NULL;
+	req.now = FX_NOW + 99 * DAY;
+	req.lifetime_secs = 10 * DAY;
+	assert_int_equal(ca_issue_from_pubkey(ca, lk, &req, &leaf, &err), 0);
+	assert_int_equal(not_after(leaf), FX_NOW + 100 * DAY - HOUR);
+
+	sk_X509_free(untrusted);
+	X509_free(leaf);
+	EVP_PKEY_free(lk);
+	ca_authority_free(ca);
+	free(c);
+	free(k);
+	free(r);
+	X509_free(inter);
+	EVP_PKEY_free(ik);
+	ca_authority_free(root);
+}
+
+/* ---- CSRs ------------------------------------------------------------------ */
+
+static void test_csr_round_trip(void **state)
+{
+	world *w = *state;
+
+	for (size_t i = 0; i < N_ALGS; i++) {
+		sigil_err err = { 0 };
+		uint8_t *der = NULL;
+		size_t len = 0;
+		EVP_PKEY *pub = NULL;
+
+		assert_int_equal(ca_csr_create(w->keys[i], i % 2 ? "node-a" : NULL, &der, &len, &err), 0);
+		assert_true(len > 0 && len <= CA_MAX_CSR_DER);
+		assert_int_equal(ca_csr_parse(der, len, &pub, &err), 0);
+		assert_int_equal(EVP_PKEY_eq(pub, w->keys[i]), 1);
+		/* The CSR is a normal PKCS#10 request. */
+		const unsigned char *p = der;
+		X509_REQ *req = d2i_X509_REQ(NULL, &p, (long)len);
+		assert_non_null(req);
+		assert_int_equal(X509_REQ_get_version(req), 0);
+		assert_int_equal(X509_REQ_get_attr_count(req), 0);
+		assert_int_equal(X509_NAME_entry_count(X509_REQ_get_subject_name(req)), i % 2 ? 1 : 0);
+		X509_REQ_free(req);
+		EVP_PKEY_free(pub);
+		free(der);
+	}
+}
+
+static void test_csr_bad_input(void **state)
+{
+	world *w = *state;
+	sigil_err err = { 0 };
+	EVP_PKEY *pub = NULL;
+	X509 *leaf = NULL;
+	ca_leaf_request req = basic_req();
+
+	for (size_t k = 0; k < N_ALGS; k++) {
+		size_t len = 0;
+		uint8_t *der = fx_make_csr(w->keys[k], "node", &len);
+		uint8_t *buf = malloc(CA_MAX_CSR_DER + 2);
+
+		/* Empty. */
+		assert_int_equal(ca_csr_parse(der, 0, &pub, &err), SIGIL_E_INVALID);
+		assert_string_equal(err.msg, "empty CSR");
+		assert_int_equal(ca_csr_parse(NULL, len, &pub, &err), SIGIL_E_INVALID);
+		/* Every truncation. */
+		for (size_t cut = 1; cut < len; cut++) {
+			if (ca_csr_parse(der, cut, &pub, &err) != SIGIL_E_INVALID)
+				fail_msg("%s CSR truncated to %zu bytes was accepted",
+					 ca_keyalg_name(all_algs[k]), cut);
+		}
+		assert_null(pub);
+		/* Trailing data. */
+		memcpy(buf, der, len);
+		buf[len] = 0;
+		assert_int_equal(ca_csr_parse(buf, len + 1, &pub, &err), SIGIL_E_INVALID);
+		assert_non_null(strstr(err.msg, "trailing"));
+		/* Oversized. */
+		memset(buf + len, 0, CA_MAX_CSR_DER + 2 - len);
+		assert_int_equal(ca_csr_parse(buf, CA_MAX_CSR_DER + 1, &pub, &err), SIGIL_E_LIMIT);
+		assert_non_null(strstr(err.msg, "16385 bytes"));
+		/* Bad signature: flip a bit in the last byte (inside the signature). */
+		memcpy(buf, der, len);
+		buf[len - 1] ^= 0x01;
+		assert_int_equal(ca_csr_parse(buf, len, &pub, &err), SIGIL_E_INVALID);
+		assert_non_null(strstr(err.msg, "does not verify"));
+		assert_int_equal(ca_issue_from_csr(w->cas[3], buf, len, &req, &leaf, &err),
+				 SIGIL_E_INVALID);
+		assert_null(leaf);
+		/* Tampered content: the CN "node" becomes "nodf". */
+		memcpy(buf, der, len);
+		uint8_t *hit = memmem(buf, len, "node", 4);
+		assert_non_null(hit);
+		hit[3] = 'f';
+		assert_int_equal(ca_csr_parse(buf, len, &pub, &err), SIGIL_E_INVALID);
+		assert_non_null(strstr(err.msg, "does not verify"));
+		/* Random single-byte corruption anywhere never crashes or passes
+		 * unless the byte is don't-care (there are none in DER). */
+		for (size_t pos = 0; pos < len; pos += 3) {
+			memcpy(buf, der, len);
+			buf[pos] ^= 0x5a;
+			int r = ca_csr_parse(buf, len, &pub, &err);
+			if (r == 0)
+				fail_msg("%s CSR with byte %zu corrupted was accepted",
+					 ca_keyalg_name(all_algs[k]), pos);
+		}
+		free(buf);
+		free(der);
+	}
+	/* Garbage. */
+	static const uint8_t garbage[] = "\x30\x82\xff\xff garbage that is not DER";
+	assert_int_equal(ca_csr_parse(garbage, sizeof(garbage), &pub, &err), SIGIL_E_INVALID);
+	assert_non_null(strstr(err.msg, "not valid DER"));
+	static const uint8_t pem[] = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n";
+	assert_int_equal(ca_csr_parse(pem, sizeof(pem) - 1, &pub, &err), SIGIL_E_INVALID);
+	/* A certificate is not a CSR. */
+	unsigned char *cder = NULL;
+	int clen = i2d_X509(w->cas[3]->cert, &cder);
+	assert_int_equal(ca_csr_parse(cder, (size_t)clen, &pub, &err), SIGIL_E_INVALID);
+	OPENSSL_free(cder);
+	assert_null(pub);
+}
+
+/* A correctly signed CSR for a key type sigil does not issue for. */
+static void test_csr_unsupported_key(void **state)
+{
+	static const struct {
+		const char *type;
+		const char *param;
+		size_t bits;
+		const char *msg;
+	} cases[] = {
+		{ "RSA", NULL, 1024, "RSA 1024" },
+		{ "EC", "P-521", 0, "EC secp521r1" },
+		{ "ED448", NULL, 0, "ED448" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < SIGIL_ARRAY_SIZE(cases); i++) {
+		EVP_PKEY *key = cases[i].bits ? EVP_PKEY_Q_keygen(NULL, NULL, cases[i].type, cases[i].bits)
+				: cases[i].param ? EVP_PKEY_Q_keygen(NULL, NULL, cases[i].type, cases[i].param)
+						 : EVP_PKEY_Q_keygen(NULL, NULL, cases[i].type);
+		X509_REQ *r = X509_REQ_new();
+		unsigned char *der = NULL;
+		int len;
+		sigil_err err = { 0 };
+		EVP_PKEY *pub = NULL;
+
+		assert_non_null(key);
+		X509_REQ_set_pubkey(r, key);
+		assert_true(X509_REQ_sign(r, key, strcmp(cases[i].type, "ED448") ? EVP_sha256() : NULL) > 0);
+		len = i2d_X509_REQ(r, &der);
+		assert_int_equal(ca_csr_parse(der, (size_t)len, &pub, &err), SIGIL_E_INVALID);
+		assert_non_null(strstr(err.msg, cases[i].msg));
+		assert_non_null(strstr(err.msg, "not supported"));
+		OPENSSL_free(der);
+		X509_REQ_free(r);
+		EVP_PKEY_free(key);
+	}
+}
+
+static void test_csr_create_bad(void **state)
+{
+	world *w = *state;
+	sigil_err err = { 0 };
+	uint8_t *der = NULL;
+	size_t len = 0;
+	char cn[CA_MAX_CN_LEN + 2];
+
+	memset(cn, 'n', sizeof(cn) - 1);
+	cn[sizeof(cn) - 1] = '\0';
+	assert_int_equal(ca_csr_create(NULL, "x", &der, &len, &err), SIGIL_E_INVALID);
+	assert_int_equal(ca_csr_create(w->keys[3], cn, &der, &len, &err), SIGIL_E_LIMIT);
+	assert_int_equal(ca_csr_create(w->keys[3], "a\nb", &der, &len, &err), SIGIL_E_INVALID);
+	assert_null(der);
+	EVP_PKEY *x = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+	assert_int_equal(ca_csr_create(x, NULL, &der, &len, &err), SIGIL_E_INVALID);
+	EVP_PKEY_free(x);
+	assert_null(der);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_ca_and_leaf_type),
+		cmocka_unit_test(test_names_in_certificate),
+		cmocka_unit_test(test_empty_subject_critical_san),
+		cmocka_unit_test(test_name_limits_and_errors),
+		cmocka_unit_test(test_lifetime_capping),
+		cmocka_unit_test(test_jitter_bounds),
+		cmocka_unit_test(test_issue_from_intermediate),
+		cmocka_unit_test(test_csr_round_trip),
+		cmocka_unit_test(test_csr_bad_input),
+		cmocka_unit_test(test_csr_unsupported_key),
+		cmocka_unit_test(test_csr_create_bad),
+	};
+	return cmocka_run_group_tests(tests, setup_world, teardown_world);
+}
