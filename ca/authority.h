@@ -33,7 +33,7 @@ typedef struct ca_create_opts {
 	const char *common_name; /* default "sigil CA" */
 	const char *organization; /* optional O= */
 	int64_t lifetime_secs;    /* default CA_DEFAULT_LIFETIME_SECS */
-	time_t now;               /* notBefore = now - CA_BACKDATE_SECS */
+	time_t now;               /* notBefore = now - CA_BACKDATE_SECS; 0 = wall clock */
 } ca_create_opts;
 
 /* A new self-signed root: basicConstraints critical CA:TRUE, keyUsage
@@ -46,8 +46,8 @@ int ca_authority_create(const ca_create_opts *opts, ca_authority **ret, sigil_er
  * (optional) the intermediates and/or root above it.  Refuses, naming the
  * reason: a key that does not match the certificate, a certificate that is
  * not a CA (basicConstraints CA:TRUE and keyCertSign when keyUsage is
- * present), a certificate not yet valid or expired at now, a chain that
- * does not link up. */
+ * present), a certificate not yet valid or expired at now (0 = wall
+ * clock), a chain that does not link up or holds certificates off the path. */
 int ca_authority_import(const char *cert_path, const char *key_path, const char *passphrase_path,
 			const char *chain_path, time_t now, ca_authority **ret, sigil_err *err) SIGIL_WUR;
 /* The same from PEM bytes in memory (passphrase may be NULL). */

@@ -349,7 +349,10 @@ static int leaf_lifetime(const ca_authority *ca, const ca_leaf_request *req, tim
 				     fmt_time(ca_start, d));
 	/* A leaf must end `retirement` before its CA does (Stackable
 	 * caCertificateRetirementDuration). */
-	ca_room = (int64_t)ca_end - req->ca_retirement_secs - (int64_t)now;
+	/* Subtracting in this order cannot overflow: both times are real
+	 * dates, and the retirement is only subtracted when it is smaller. */
+	ca_room = (int64_t)ca_end - (int64_t)now;
+	ca_room = req->ca_retirement_secs < ca_room ? ca_room - req->ca_retirement_secs : 0;
 	if (lifetime > max)
 		lifetime = max;
 	if (lifetime > ca_room)

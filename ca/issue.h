@@ -31,7 +31,7 @@ typedef struct ca_leaf_request {
 	int64_t max_lifetime_secs;        /* class maximum; 0 = CA_DEFAULT_MAX_LEAF_LIFETIME_SECS */
 	int64_t ca_retirement_secs;       /* leaf must end this long before the CA does */
 	double jitter_factor;             /* 0 <= f < 1: shorten lifetime by up to f */
-	time_t now;
+	time_t now;                       /* 0 = wall clock */
 } ca_leaf_request;
 
 /* Signs a leaf for the public key of a DER CSR after verifying the CSR's own

@@ -480,6 +480,21 @@ static int jks_render_truststore(const ks_material *m, const jks_pw *pw, uint8_t
 	return r;
 }
 
+static bool jks_alias_ok(const char *alias)
+{
+	size_t n = strlen(alias);
+	uint32_t cp;
+
+	if (n == 0 || n > KS_MAX_ALIAS_LEN)
+		return false;
+	for (size_t i = 0, l; i < n; i += l) {
+		l = jks_utf8_next((const uint8_t *)alias + i, n - i, &cp);
+		if (l == 0)
+			return false;
+	}
+	return true;
+}
+
 static const char *jks_name(const char *v, const char *def)
 {
 	return v && *v ? v : def;
@@ -508,28 +523,28 @@ int ks_jks_render(const ks_material *m, const ks_options *opts, ks_fileset *out,
 
 	if (m->key) {
 		const char *alias = jks_name(o->alias, "1");
-		uint32_t cp;
 
-		/* Validated here so that a bad alias is a clear error, not
-		 * a silent encoding failure. */
-		for (size_t i = 0, n = strlen(alias), l; i < n; i += l) {
-			l = jks_utf8_next((const uint8_t *)alias + i, n - i, &cp);
-			if (l == 0 || n > KS_MAX_ALIAS_LEN)
-				return sigil_err_set(err, SIGIL_E_INVALID,
-						     "key alias must be UTF-8 of at most %d bytes",
-						     KS_MAX_ALIAS_LEN);
-		}
+		/* Checked here so that a bad alias is a clear error rather
+		 * than a failed write. */
+		if (!jks_alias_ok(alias))
+			return sigil_err_set(err, SIGIL_E_INVALID,
+					     "key alias must be UTF-8 of at most %d bytes",
+					     KS_MAX_ALIAS_LEN);
 		r = jks_render_keystore(m, alias, &pw, &data, &len, err);
-		if (r < 0)
-			return sigil_err_prefix(err, "JKS keystore: ");
+		if (r < 0) {
+			sigil_err_prefix(err, "JKS keystore: ");
+			return r;
+		}
 		r = ks_fileset_add(out, jks_name(o->keystore_name, "keystore.jks"), data, len, true,
 				   err);
 		if (r < 0)
 			return r;
 	}
 	r = jks_render_truststore(m, &pw, &data, &len, err);
-	if (r < 0)
-		return sigil_err_prefix(err, "JKS truststore: ");
+	if (r < 0) {
+		sigil_err_prefix(err, "JKS truststore: ");
+		return r;
+	}
 	return ks_fileset_add(out, jks_name(o->truststore_name, "truststore.jks"), data, len, false,
 			      err);
 }
@@ -878,7 +893,7 @@ static int jks_load_entry(const jks_raw_entry *raw, const jks_pw *pw, ks_jks_ent
 	int r;
 
 	for (size_t i = 0; i < raw->n_certs; i++) {
-		X509 *x;
+		X509 *x = NULL;
 
 		r = jks_parse_cert(&raw->certs[i], &x, raw->alias, err);
 		if (r < 0)

@@ -54,8 +54,8 @@ static int pem_put_cert(BIO *bio, X509 *x, sigil_err *err)
 /* Adds a finished BIO as a file of the set. */
 static int pem_add_bio(ks_fileset *out, const char *name, BIO *bio, bool secret, sigil_err *err)
 {
-	uint8_t *data;
-	size_t len;
+	uint8_t *data = NULL;
+	size_t len = 0;
 	int r;
 
 	r = pem_bio_take(bio, &data, &len, err);

@@ -290,16 +290,20 @@ int ks_pkcs12_render(const ks_material *m, const ks_options *opts, ks_fileset *o
 					     "key alias must be UTF-8 of at most %d bytes",
 					     KS_MAX_ALIAS_LEN);
 		r = p12_render_keystore(m, alias, prof, pass, &data, &len, err);
-		if (r < 0)
-			return sigil_err_prefix(err, "keystore (%s): ", prof->name);
+		if (r < 0) {
+			sigil_err_prefix(err, "keystore (%s): ", prof->name);
+			return r;
+		}
 		r = ks_fileset_add(out, p12_name(o->keystore_name, "keystore.p12"), data, len,
 				   true, err);
 		if (r < 0)
 			return r;
 	}
 	r = p12_render_truststore(m, prof, pass, &data, &len, err);
-	if (r < 0)
-		return sigil_err_prefix(err, "truststore (%s): ", prof->name);
+	if (r < 0) {
+		sigil_err_prefix(err, "truststore (%s): ", prof->name);
+		return r;
+	}
 	return ks_fileset_add(out, p12_name(o->truststore_name, "truststore.p12"), data, len, false,
 			      err);
 }

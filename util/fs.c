@@ -309,6 +309,8 @@ char *sigil_path_join(const char *a, const char *b)
 	if (!r)
 		return NULL;
 	memcpy(r, a, la);
+	if (la > 0 && a[la - 1] == '/') /* a is "/" */
+		la--;
 	r[la] = '/';
 	memcpy(r + la + 1, b, lb + 1);
 	return r;

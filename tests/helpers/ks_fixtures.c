@@ -312,3 +312,14 @@ int ksf_keytool(const char *args, const char *password, char **out)
 	assert_int_equal(unsetenv("KSF_PW"), 0);
 	return rc;
 }
+
+bool ksf_contains(const void *d, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+	const unsigned char *p = d;
+
+	for (size_t i = 0; n <= len && i <= len - n; i++)
+		if (memcmp(p + i, needle, n) == 0)
+			return true;
+	return false;
+}

@@ -60,3 +60,5 @@ bool ksf_key_der_eq(EVP_PKEY *a, EVP_PKEY *b);
 /* Runs `keytool ARGS` with the environment variable KSF_PW set to password
  * (pass "-storepass:env KSF_PW" in args): no quoting, works for "". */
 int ksf_keytool(const char *args, const char *password, char **out);
+/* Whether needle occurs in the (not NUL-terminated) bytes d[0..len). */
+bool ksf_contains(const void *d, size_t len, const char *needle);

@@ -40,17 +40,17 @@ openssl s_server -accept "127.0.0.1:$port" -cert "$V/server/tls.crt" -key "$V/se
   > "$T_DIR/s_server.log" 2>&1 &
 T_PIDS+=($!)
 wait_port "$port" || fail "s_server did not start"
-echo hello | timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername localhost \
+(echo hello; sleep 1) | timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername localhost \
   -verify_hostname localhost -CAfile "$V/client/ca.crt" -verify_return_error \
   -cert "$V/client/tls.crt" -key "$V/client/tls.key" > "$T_DIR/s_client.log" 2>&1 || true
 check_grep "s_client verified the server (hostname localhost)" "Verify return code: 0 \(ok\)" "$T_DIR/s_client.log"
 check_grep "s_server echoed through the mTLS channel" "olleh" "$T_DIR/s_client.log"
 sleep 0.3
-check_grep "s_server saw the client certificate" "subject=.*CN ?= ?client" "$T_DIR/s_server.log"
+check_grep "s_server verified the client certificate" "Peer certificate: CN ?= ?client" "$T_DIR/s_server.log"
 
 # A client with a certificate from another CA is refused.
 check "second CA" "$SIGILCTL" mint --state-dir "$T_DIR/other-state" --out "$V/stranger" --cn stranger --dns stranger
-echo hello | timeout 10 openssl s_client -connect "127.0.0.1:$port" -CAfile "$V/client/ca.crt" \
+(echo hello; sleep 1) | timeout 10 openssl s_client -connect "127.0.0.1:$port" -CAfile "$V/client/ca.crt" \
   -cert "$V/stranger/tls.crt" -key "$V/stranger/tls.key" > "$T_DIR/s_client2.log" 2>&1 || true
 if grep -q olleh "$T_DIR/s_client2.log"; then fail "server accepted a client from a foreign CA"; else ok "server refused a client from a foreign CA"; fi
 

@@ -5,9 +5,9 @@
  *   rotate_loop DIR          rotate forever (ECDSA P-256, 365-day CAs);
  *                            prints "gen N" once generation N is durable
  *                            and "prune N" before generation N may be
- *                            removed (the store is kept at most
- *                            PRUNE_ABOVE generations by removing the
- *                            oldest down to PRUNE_KEEP, under the lock)
+ *                            removed (whenever the set holds more than
+ *                            PRUNE_ABOVE generations, the oldest are
+ *                            removed down to PRUNE_KEEP, under the lock)
  *   rotate_loop --init DIR   opens the class (creating the first CA) and
  *                            prints "gen N" for each generation
  *   rotate_loop --check DIR  loads the class with autoGenerate off and
@@ -24,8 +24,6 @@
 #define CLASS "tls"
 #define PRUNE_ABOVE 8
 #define PRUNE_KEEP 4
-/* Prune every this many rotations. */
-#define PRUNE_EVERY 5
 
 static int usage(void)
 {
@@ -116,16 +114,18 @@ int main(int argc, char **argv)
 		ca_store_free(store);
 		return 0;
 	}
-	for (unsigned long iter = 1;; iter++) {
-		if (ca_set_rotate_now(set, &err) < 0)
-			return fail("rotating", &err);
-		say("gen", set->generations[set->n - 1]);
-		if (iter % PRUNE_EVERY == 0) {
+	for (;;) {
+		/* Keep the store small, so that a rotation (which re-reads
+		 * every generation) stays fast and kills land in writes. */
+		if (set->n > PRUNE_ABOVE) {
 			bool changed;
 			if (prune_oldest(store, &err) < 0)
 				return fail("pruning", &err);
 			if (ca_set_refresh(set, &changed, &err) < 0)
 				return fail("refreshing", &err);
 		}
+		if (ca_set_rotate_now(set, &err) < 0)
+			return fail("rotating", &err);
+		say("gen", set->generations[set->n - 1]);
 	}
 }

@@ -908,14 +908,15 @@ int main(void)
 		cmocka_unit_test(test_certs_pem_round_trip),
 		cmocka_unit_test(test_certs_pem_bad),
 		cmocka_unit_test(test_asn1_time),
-		cmocka_unit_test_setup_teardown(test_import_intermediate_with_chain, setup_pki, teardown_pki),
-		cmocka_unit_test_setup_teardown(test_import_files_encrypted, setup_pki, teardown_pki),
-		cmocka_unit_test_setup_teardown(test_import_key_mismatch, setup_pki, teardown_pki),
-		cmocka_unit_test_setup_teardown(test_import_validity, setup_pki, teardown_pki),
-		cmocka_unit_test_setup_teardown(test_import_not_a_ca, setup_pki, teardown_pki),
-		cmocka_unit_test_setup_teardown(test_import_broken_chain, setup_pki, teardown_pki),
+		cmocka_unit_test(test_import_intermediate_with_chain),
+		cmocka_unit_test(test_import_files_encrypted),
+		cmocka_unit_test(test_import_key_mismatch),
+		cmocka_unit_test(test_import_validity),
+		cmocka_unit_test(test_import_not_a_ca),
+		cmocka_unit_test(test_import_broken_chain),
 		cmocka_unit_test(test_import_weak_key),
 		cmocka_unit_test(test_building_blocks_bad),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* One PKI for the group: the import tests only read it. */
+	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
 }

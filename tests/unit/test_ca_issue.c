@@ -492,6 +492,22 @@ static void test_lifetime_capping(void **state)
 	req.now = FX_NOW + 400 * DAY;
 	assert_int_equal(issued_lifetime(ca, key, &req, &rc, &err), -1);
 	assert_int_equal(rc, SIGIL_E_PRECOND);
+	/* A retirement longer than anything: refused, no overflow. */
+	req.now = FX_NOW;
+	req.ca_retirement_secs = INT64_MAX;
+	assert_int_equal(issued_lifetime(ca, key, &req, &rc, &err), -1);
+	assert_int_equal(rc, SIGIL_E_PRECOND);
+	req.now = FX_NOW + 400 * DAY;
+	assert_int_equal(issued_lifetime(ca, key, &req, &rc, &err), -1);
+	assert_int_equal(rc, SIGIL_E_PRECOND);
+	req.ca_retirement_secs = HOUR;
+	/* Huge requested and maximum lifetimes are capped by the CA. */
+	req.now = FX_NOW;
+	req.lifetime_secs = INT64_MAX;
+	req.max_lifetime_secs = INT64_MAX;
+	assert_int_equal(issued_lifetime(ca, key, &req, &rc, &err), 365 * DAY - HOUR);
+	req.max_lifetime_secs = 0;
+	req.lifetime_secs = 10 * DAY;
 	/* Before the CA is valid. */
 	req.now = FX_NOW - DAY;
 	assert_int_equal(issued_lifetime(ca, key, &req, &rc, &err), -1);

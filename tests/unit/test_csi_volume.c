@@ -29,7 +29,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	(void)csi_volume_unpublish(target, NULL);
+	if (csi_volume_unpublish(target, NULL) < 0)
+		return -1;
 	return sigil_fs_remove_tree(base, NULL);
 }
 

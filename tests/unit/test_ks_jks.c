@@ -407,6 +407,10 @@ static void test_jks_bad_material(void **state)
 	m.key = pki[KSF_EC].root_key;
 	assert_int_equal(ks_render(KS_FORMAT_JKS, &m, NULL, &fs, &err), SIGIL_E_INVALID);
 	assert_non_null(strstr(err.msg, "does not match"));
+	assert_non_null(strstr(err.msg, "JKS keystore: "));
+	/* Without an error context the code is the same. */
+	assert_int_equal(ks_render(KS_FORMAT_JKS, &m, NULL, &fs, NULL), SIGIL_E_INVALID);
+	assert_int_equal(ks_jks_parse((const uint8_t *)"x", 1, NULL, &j, NULL), SIGIL_E_INVALID);
 	m = ksf_material(&pki[KSF_EC]);
 	m.trust = NULL;
 	assert_int_equal(ks_jks_render(&m, NULL, &fs, &err), SIGIL_E_INVALID);

@@ -466,6 +466,7 @@ static void test_p12_bad_material(void **state)
 	assert_int_equal(ks_render(KS_FORMAT_PKCS12, &m, NULL, &fs, &err), SIGIL_E_INVALID);
 	assert_non_null(strstr(err.msg, "does not match"));
 	assert_int_equal(fs.n, 0);
+	assert_int_equal(ks_render(KS_FORMAT_PKCS12, &m, NULL, &fs, NULL), SIGIL_E_INVALID);
 	m = ksf_material(&pki[KSF_EC]);
 	m.trust = NULL;
 	assert_int_equal(ks_render(KS_FORMAT_PKCS12, &m, NULL, &fs, &err), SIGIL_E_INVALID);

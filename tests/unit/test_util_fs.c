@@ -111,7 +111,7 @@ static void test_read_errors(void **state)
 
 static void test_remove_tree_does_not_follow_symlinks(void **state)
 {
-	char outside[64], link[256], victim[256], tree[256];
+	char outside[64], link[400], victim[256], tree[300];
 	sigil_err err = {0};
 	struct stat st;
 
