@@ -10,7 +10,11 @@
  *   trust roots;
  * - expired CAs are pruned from the store;
  * - rotate-now forces a new generation.
- * All decisions take `now` from an injectable clock. */
+ * All decisions take `now` from an injectable clock.
+ *
+ * A ca_set is not thread-safe: its owner serialises calls.  Several sets
+ * (in one or several processes) may share a store; every change happens
+ * under the store's class lock after re-reading the store. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,10 +63,13 @@ int ca_set_refresh(ca_set *set, bool *changed, sigil_err *err) SIGIL_WUR;
 int ca_set_rotate_now(ca_set *set, sigil_err *err) SIGIL_WUR;
 
 /* The signer for a leaf that would end at leaf_not_after; when none outlives
- * it, the newest CA (the caller then caps the leaf lifetime). Borrowed. */
+ * it, the newest CA (the caller then caps the leaf lifetime). Borrowed:
+ * valid until the next refresh, rotate_now or free of the set. */
 const ca_authority *ca_set_signer(const ca_set *set, time_t leaf_not_after);
 /* Every CA not yet retired plus additional trust roots (new stack of
- * up-referenced certificates). */
+ * up-referenced certificates), CAs in ascending generation first.
+ * SIGIL_E_PRECOND when every CA is retired (the set was not refreshed for
+ * longer than half a CA lifetime). */
 int ca_set_trust_bundle(const ca_set *set, STACK_OF(X509) **ret, sigil_err *err) SIGIL_WUR;
 /* Takes a reference to each certificate. */
 int ca_set_add_trust_roots(ca_set *set, STACK_OF(X509) *roots, sigil_err *err) SIGIL_WUR;

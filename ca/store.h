@@ -34,10 +34,14 @@ typedef struct ca_store_ops {
 	 * two processes never rotate at once.  Blocks until acquired. */
 	int (*lock)(ca_store *s, const char *class_name, sigil_err *err);
 	void (*unlock)(ca_store *s, const char *class_name);
-	/* All generations of a class, ascending.  An empty class is *n = 0. */
+	/* All generations of a class, ascending.  An empty class is *n = 0.
+	 * A record that cannot be read or parsed fails the whole load with
+	 * SIGIL_E_CORRUPT naming it.  Under the lock, crash leftovers of
+	 * interrupted writes are removed. */
 	int (*load)(ca_store *s, const char *class_name, ca_store_record **ret, size_t *n,
 		    sigil_err *err);
-	/* Adds one new generation (must not exist). */
+	/* Adds one new generation: SIGIL_E_EXISTS if it exists already,
+	 * SIGIL_E_LIMIT if the class holds CA_STORE_MAX_GENERATIONS. */
 	int (*put)(ca_store *s, const char *class_name, const ca_store_record *rec, sigil_err *err);
 	/* Removes one generation (pruning); a missing one succeeds. */
 	int (*remove)(ca_store *s, const char *class_name, uint64_t generation, sigil_err *err);

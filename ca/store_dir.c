@@ -442,9 +442,14 @@ static int dir_put(ca_store *s, const char *class_name, const ca_store_record *r
 				  class_name, CA_STORE_MAX_GENERATIONS);
 		goto out;
 	}
-	if (fstatat(classfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
+	if (fstatat(classfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		r = sigil_err_set(err, SIGIL_E_EXISTS, "%s/%s/%s already exists", ds->path,
 				  class_name, name);
+		goto out;
+	}
+	if (errno != ENOENT) {
+		r = sigil_err_errno(err, errno, "cannot examine %s/%s/%s", ds->path, class_name,
+				    name);
 		goto out;
 	}
 	r = sigil_fs_write_atomic_at(classfd, name, data, len, 0600, err);

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <grpc/byte_buffer.h>
@@ -25,6 +26,11 @@
 #define RPC_MAX_UNIX_LISTENERS 8
 /* Longest grace period honoured by rpc_server_shutdown. */
 #define RPC_MAX_GRACE_MS (3600 * 1000)
+/* Pause between the last drained call and GOAWAY, so that clients read
+ * their last responses on an open connection. */
+#define RPC_SHUTDOWN_LINGER_MS 50
+/* Least time given to gRPC's own shutdown before calls are cancelled. */
+#define RPC_MIN_NOTIFY_MS 100
 /* Catch-all pseudo method index. */
 #define METHOD_UNKNOWN SIZE_MAX
 
@@ -64,7 +70,8 @@ struct rpc_server {
 	unsigned n_listeners;
 	struct unix_listener unix_listeners[RPC_MAX_UNIX_LISTENERS];
 	size_t n_unix;
-	atomic_bool shutting_down;
+	atomic_bool draining;    /* shutdown began: refuse new calls */
+	atomic_bool stop_arming; /* gRPC shutdown began: arm no requests */
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 	unsigned live; /* accepted calls whose final batch has not completed */
@@ -307,6 +314,17 @@ static bool call_reply_unknown(struct rpc_call *c)
 	return call_start_reply(c, &st, NULL, 0);
 }
 
+/* While draining for shutdown: a retryable refusal instead of a handler
+ * that may be cut off half way. */
+static bool call_reply_draining(struct rpc_call *c)
+{
+	rpc_status st;
+
+	c->method_name = c->w->srv->methods[c->method].path;
+	rpc_status_set(&st, RPC_UNAVAILABLE, "server is shutting down; retry");
+	return call_start_reply(c, &st, NULL, 0);
+}
+
 static void worker_on_event(struct rpc_worker *w, struct rpc_call *c, bool ok)
 {
 	rpc_server *srv = w->srv;
@@ -324,11 +342,16 @@ static void worker_on_event(struct rpc_worker *w, struct rpc_call *c, bool ok)
 		return;
 	}
 	server_live_inc(srv);
-	started = method == METHOD_UNKNOWN ? call_reply_unknown(c) : call_dispatch(c);
+	if (method == METHOD_UNKNOWN)
+		started = call_reply_unknown(c);
+	else if (atomic_load(&srv->draining))
+		started = call_reply_draining(c);
+	else
+		started = call_dispatch(c);
 	/* Re-arm only after the handler, so an idle worker takes the next
 	 * call rather than this busy one.  The call is still counted live
 	 * here, so shutdown cannot shut this queue down under our feet. */
-	if (!atomic_load(&srv->shutting_down))
+	if (!atomic_load(&srv->stop_arming))
 		(void)worker_arm(w, method);
 	if (!started) {
 		call_free(c);
@@ -417,9 +440,16 @@ int rpc_server_new(const rpc_server_config *cfg, rpc_server **ret, sigil_err *er
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "rpc server: out of memory");
+	pthread_condattr_t cattr;
+
 	pthread_mutex_init(&srv->lock, NULL);
-	pthread_cond_init(&srv->idle, NULL);
-	atomic_init(&srv->shutting_down, false);
+	/* Shutdown waits with a deadline: measure it on the monotonic clock. */
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&srv->idle, &cattr);
+	pthread_condattr_destroy(&cattr);
+	atomic_init(&srv->draining, false);
+	atomic_init(&srv->stop_arming, false);
 	srv->state = SRV_NEW;
 	srv->max_recv = cfg->max_recv_bytes ? cfg->max_recv_bytes : RPC_DEFAULT_MAX_MESSAGE;
 	srv->max_send = cfg->max_send_bytes ? cfg->max_send_bytes : RPC_DEFAULT_MAX_MESSAGE;
@@ -669,10 +699,38 @@ static void server_unlink_sockets(rpc_server *srv)
 	srv->n_unix = 0;
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until no call is live or deadline_ms (monotonic) passes. */
+static bool server_wait_idle(rpc_server *srv, int64_t deadline_ms)
+{
+	struct timespec ts = {.tv_sec = deadline_ms / 1000, .tv_nsec = (deadline_ms % 1000) * 1000000};
+	bool idle;
+
+	pthread_mutex_lock(&srv->lock);
+	while (srv->live > 0 && mono_ms() < deadline_ms)
+		pthread_cond_timedwait(&srv->idle, &srv->lock, &ts);
+	idle = srv->live == 0;
+	pthread_mutex_unlock(&srv->lock);
+	return idle;
+}
+
+/* Shutdown happens in two phases.  Drain: calls in flight finish while
+ * connections stay open and new calls get UNAVAILABLE.  Then gRPC's own
+ * shutdown (GOAWAY, close).  Doing GOAWAY first loses answers: gRPC closes
+ * a connection right after its last stream ends, and a client that writes
+ * (a ping) before it has read the buffered trailers fails the call with
+ * "Broken pipe". */
 void rpc_server_shutdown(rpc_server *srv, int64_t grace_ms)
 {
 	grpc_event ev;
-	gpr_timespec deadline;
+	int64_t deadline, notify_deadline;
 
 	if (!srv || srv->state == SRV_STOPPED || !srv->server)
 		return;
@@ -680,18 +738,32 @@ void rpc_server_shutdown(rpc_server *srv, int64_t grace_ms)
 		grace_ms = 0;
 	if (grace_ms > RPC_MAX_GRACE_MS)
 		grace_ms = RPC_MAX_GRACE_MS;
+	deadline = mono_ms() + grace_ms;
 	/* gRPC wants shutdown only on a started server; with no request
 	 * armed, starting admits nothing. */
 	if (srv->state == SRV_NEW)
 		grpc_server_start(srv->server);
-	atomic_store(&srv->shutting_down, true);
+
+	atomic_store(&srv->draining, true);
+	if (server_wait_idle(srv, deadline) && srv->state == SRV_RUNNING) {
+		struct timespec linger = {.tv_nsec = RPC_SHUTDOWN_LINGER_MS * 1000000L};
+		nanosleep(&linger, NULL);
+	}
+
+	atomic_store(&srv->stop_arming, true);
 	grpc_server_shutdown_and_notify(srv->server, srv->ctl_cq, srv);
-	deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-				gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
-	ev = grpc_completion_queue_next(srv->ctl_cq, deadline, NULL);
+	notify_deadline = deadline;
+	if (notify_deadline < mono_ms() + RPC_MIN_NOTIFY_MS)
+		notify_deadline = mono_ms() + RPC_MIN_NOTIFY_MS;
+	ev = grpc_completion_queue_next(
+		srv->ctl_cq,
+		gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+			     gpr_time_from_millis(notify_deadline - mono_ms(), GPR_TIMESPAN)),
+		NULL);
 	if (ev.type == GRPC_QUEUE_TIMEOUT) {
-		/* Grace is over: fail the calls on the wire.  Handlers that
-		 * are running still finish (they are synchronous). */
+		/* Grace is over: fail the calls on the wire and drop idle
+		 * connections.  Running handlers still finish (they are
+		 * synchronous). */
 		grpc_server_cancel_all_calls(srv->server);
 		ev = grpc_completion_queue_next(srv->ctl_cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
 						NULL);

@@ -87,9 +87,12 @@ int rpc_server_listen_tcp(rpc_server *srv, const char *addr, const rpc_tls_serve
 /* Starts serving; needs at least one listener. */
 int rpc_server_start(rpc_server *srv, sigil_err *err) SIGIL_WUR;
 
-/* Graceful shutdown: stops accepting calls, lets calls in flight finish for
- * up to grace_ms (then cancels them on the wire; handlers still run to
- * their end), waits until no call is live and stops the workers.  Idempotent. */
+/* Graceful shutdown.  First drains: calls in flight finish on open
+ * connections for up to grace_ms while new calls are answered UNAVAILABLE
+ * ("server is shutting down; retry").  Then gRPC shuts down (GOAWAY; calls
+ * still running when grace_ms is over are cancelled on the wire, though
+ * their handlers run to their end), waits until no call is live, stops the
+ * workers and removes the unix sockets.  Idempotent. */
 void rpc_server_shutdown(rpc_server *srv, int64_t grace_ms);
 
 /* Shuts down if needed (RPC_DEFAULT_GRACE_MS), releases everything and

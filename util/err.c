@@ -7,7 +7,8 @@
 
 #include <openssl/err.h>
 
-static void err_vformat(sigil_err *err, int code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void err_vformat(sigil_err *err, int code,
+							 const char *fmt, va_list ap)
 {
 	err->code = code;
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);

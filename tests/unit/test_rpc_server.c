@@ -710,6 +710,52 @@ static void test_shutdown_completes_inflight(void **state)
 	rpc_server_free(srv);
 }
 
+struct bg_shutdown {
+	rpc_server *srv;
+	int64_t t_done;
+};
+
+static void *bg_shutdown_main(void *arg)
+{
+	struct bg_shutdown *b = arg;
+
+	rpc_server_shutdown(b->srv, 5000);
+	b->t_done = now_ms();
+	return NULL;
+}
+
+static void test_shutdown_drain_refuses_new_calls(void **state)
+{
+	const char *path = tpath("csi.sock");
+	rpc_server *srv = unix_server(path, 2, 0, 0);
+	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
+	struct bg_call slow = {.c = c, .method = "/sigil.test.Echo/Slow", .req = "s"};
+	struct bg_shutdown sd = {.srv = srv};
+	pthread_t th_call, th_sd;
+	rpc_status st;
+	int64_t t0;
+
+	g_ctx.sleep_ms = 800;
+	assert_int_equal(pthread_create(&th_call, NULL, bg_call_main, &slow), 0);
+	wait_entered(1);
+	assert_int_equal(pthread_create(&th_sd, NULL, bg_shutdown_main, &sd), 0);
+	usleep(150 * 1000);
+	/* Draining: a new call is refused at once, with a retryable code. */
+	t0 = now_ms();
+	assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "new", NULL, 0, &st, NULL, 0),
+			 RPC_UNAVAILABLE);
+	assert_string_equal(st.msg, "server is shutting down; retry");
+	assert_true(now_ms() - t0 < 500);
+	/* The call in flight still gets its answer. */
+	pthread_join(th_call, NULL);
+	if (slow.st.code != RPC_OK)
+		fail_msg("in-flight call: %s: %s", rpc_code_name(slow.st.code), slow.st.msg);
+	assert_string_equal(slow.out, "slow:s");
+	pthread_join(th_sd, NULL);
+	assert_true(sd.t_done >= slow.t_done);
+	rpc_server_free(srv);
+}
+
 static void test_shutdown_grace_expires(void **state)
 {
 	const char *path = tpath("csi.sock");
@@ -990,6 +1036,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_client_bad_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_workers_run_concurrently, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_completes_inflight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_drain_refuses_new_calls, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_grace_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_listener, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mtls_listener, setup, teardown),
