@@ -138,7 +138,13 @@ static int record_read_block(sigil_rbuf *b, const char *label, const char *what,
 					     nlines + 1, label);
 		}
 		for (size_t i = 0; i < len; i++) {
-			if (line[i] == '=' ? pad++ >= 2 : (pad > 0 || !is_b64(line[i]))) {
+			/* '=' only as the final one or two characters. */
+			bool bad;
+			if (line[i] == '=')
+				bad = ++pad > 2;
+			else
+				bad = pad > 0 || !is_b64(line[i]);
+			if (bad) {
 				sigil_wbuf_free(&b64);
 				return sigil_err_set(err, SIGIL_E_CORRUPT,
 						     "%s: invalid base64 in line %zu of %s block", what,

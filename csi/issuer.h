@@ -28,6 +28,20 @@ struct csi_issuer {
 int csi_issuer_local_new(const char *state_dir, const ca_class_config *classes, size_t n_classes,
 			 const char *cluster_domain, csi_issuer **ret, sigil_err *err) SIGIL_WUR;
 
+/* A remote sigil-ca: endpoint "host:port", the CA bundle that its serving
+ * certificate must verify against, and a file holding the bearer token
+ * (re-read on every call, so a rotated token is picked up). */
+typedef struct csi_remote_config {
+	const char *endpoint;
+	const char *ca_bundle_file;
+	const char *token_file;
+	const char *server_name;  /* optional name to verify instead of the host */
+	int64_t timeout_ms;       /* per attempt; 0: 10 s */
+	int attempts;             /* for UNAVAILABLE / DEADLINE_EXCEEDED; 0: 3 */
+} csi_remote_config;
+
+int csi_issuer_remote_new(const csi_remote_config *cfg, csi_issuer **ret, sigil_err *err) SIGIL_WUR;
+
 static inline int csi_issuer_issue(csi_issuer *is, const ca_issue_request *req,
 				   ca_issue_result *ret, sigil_err *err)
 {

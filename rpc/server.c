@@ -64,6 +64,14 @@ struct rpc_server {
 	size_t n_methods;
 	struct rpc_worker *workers;
 	unsigned n_workers;
+	pthread_t *handlers;
+	unsigned n_handlers;
+	unsigned n_handlers_running;
+	/* Ring of accepted calls waiting for a handler thread (under lock). */
+	struct rpc_call **queue;
+	unsigned q_cap, q_head, q_len;
+	bool q_stop;
+	pthread_cond_t q_cond;
 	size_t max_recv;
 	size_t max_send;
 	enum server_state state;
@@ -325,6 +333,50 @@ static bool call_reply_draining(struct rpc_call *c)
 	return call_start_reply(c, &st, NULL, 0);
 }
 
+/* Hands an accepted call to the handler threads; false if the queue is
+ * full. */
+static bool server_enqueue(rpc_server *srv, struct rpc_call *c)
+{
+	bool ok = false;
+
+	pthread_mutex_lock(&srv->lock);
+	if (srv->q_len < srv->q_cap) {
+		srv->queue[(srv->q_head + srv->q_len) % srv->q_cap] = c;
+		srv->q_len++;
+		pthread_cond_signal(&srv->q_cond);
+		ok = true;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return ok;
+}
+
+static void *handler_main(void *arg)
+{
+	rpc_server *srv = arg;
+
+	for (;;) {
+		struct rpc_call *c;
+
+		pthread_mutex_lock(&srv->lock);
+		while (srv->q_len == 0 && !srv->q_stop)
+			pthread_cond_wait(&srv->q_cond, &srv->lock);
+		if (srv->q_len == 0) {
+			pthread_mutex_unlock(&srv->lock);
+			break;
+		}
+		c = srv->queue[srv->q_head];
+		srv->q_head = (srv->q_head + 1) % srv->q_cap;
+		srv->q_len--;
+		pthread_mutex_unlock(&srv->lock);
+		if (!call_dispatch(c)) {
+			call_free(c);
+			server_live_dec(srv);
+		}
+	}
+	return NULL;
+}
+
+/* Runs on a worker thread; never blocks on a handler. */
 static void worker_on_event(struct rpc_worker *w, struct rpc_call *c, bool ok)
 {
 	rpc_server *srv = w->srv;
@@ -342,15 +394,24 @@ static void worker_on_event(struct rpc_worker *w, struct rpc_call *c, bool ok)
 		return;
 	}
 	server_live_inc(srv);
-	if (method == METHOD_UNKNOWN)
+	if (method == METHOD_UNKNOWN) {
 		started = call_reply_unknown(c);
-	else if (atomic_load(&srv->draining))
+	} else if (atomic_load(&srv->draining)) {
 		started = call_reply_draining(c);
-	else
-		started = call_dispatch(c);
-	/* Re-arm only after the handler, so an idle worker takes the next
-	 * call rather than this busy one.  The call is still counted live
-	 * here, so shutdown cannot shut this queue down under our feet. */
+	} else if (server_enqueue(srv, c)) {
+		/* c belongs to a handler thread now. */
+		started = true;
+	} else {
+		rpc_status st;
+
+		c->method_name = srv->methods[method].path;
+		rpc_status_set(&st, RPC_RESOURCE_EXHAUSTED,
+			       "server busy: %u calls already waiting", srv->q_cap);
+		started = call_start_reply(c, &st, NULL, 0);
+	}
+	/* Re-arm at once so this queue keeps taking calls.  The call is still
+	 * counted live here (its final batch is not complete), so shutdown
+	 * cannot shut this queue down under our feet. */
 	if (!atomic_load(&srv->stop_arming))
 		(void)worker_arm(w, method);
 	if (!started) {
@@ -401,9 +462,14 @@ static int server_config_check(const rpc_server_config *cfg, sigil_err *err)
 				     cfg->n_methods, RPC_MAX_METHODS);
 	if (cfg->n_methods > 0 && !cfg->methods)
 		return sigil_err_set(err, SIGIL_E_INVALID, "rpc server: method table missing");
-	if (cfg->workers > RPC_MAX_WORKERS)
-		return sigil_err_set(err, SIGIL_E_LIMIT, "rpc server: %u workers exceed the limit of %d",
-				     cfg->workers, RPC_MAX_WORKERS);
+	if (cfg->workers > RPC_MAX_WORKERS || cfg->handler_threads > RPC_MAX_WORKERS)
+		return sigil_err_set(err, SIGIL_E_LIMIT,
+				     "rpc server: more than %d worker or handler threads",
+				     RPC_MAX_WORKERS);
+	if (cfg->max_queued > RPC_MAX_QUEUED_LIMIT)
+		return sigil_err_set(err, SIGIL_E_LIMIT,
+				     "rpc server: a queue of %u calls exceeds the limit of %d",
+				     cfg->max_queued, RPC_MAX_QUEUED_LIMIT);
 	if (cfg->max_recv_bytes > RPC_MAX_MESSAGE_LIMIT || cfg->max_send_bytes > RPC_MAX_MESSAGE_LIMIT)
 		return sigil_err_set(err, SIGIL_E_LIMIT,
 				     "rpc server: message limit above the ceiling of %u bytes",
@@ -448,16 +514,21 @@ int rpc_server_new(const rpc_server_config *cfg, rpc_server **ret, sigil_err *er
 	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
 	pthread_cond_init(&srv->idle, &cattr);
 	pthread_condattr_destroy(&cattr);
+	pthread_cond_init(&srv->q_cond, NULL);
 	atomic_init(&srv->draining, false);
 	atomic_init(&srv->stop_arming, false);
 	srv->state = SRV_NEW;
 	srv->max_recv = cfg->max_recv_bytes ? cfg->max_recv_bytes : RPC_DEFAULT_MAX_MESSAGE;
 	srv->max_send = cfg->max_send_bytes ? cfg->max_send_bytes : RPC_DEFAULT_MAX_MESSAGE;
 	srv->n_workers = cfg->workers ? cfg->workers : RPC_DEFAULT_WORKERS;
+	srv->n_handlers = cfg->handler_threads ? cfg->handler_threads : RPC_DEFAULT_HANDLER_THREADS;
+	srv->q_cap = cfg->max_queued ? cfg->max_queued : RPC_DEFAULT_MAX_QUEUED;
 
 	srv->methods = sigil_calloc(cfg->n_methods, sizeof(*srv->methods));
 	srv->workers = calloc(srv->n_workers, sizeof(*srv->workers));
-	if (!srv->methods || !srv->workers)
+	srv->handlers = calloc(srv->n_handlers, sizeof(*srv->handlers));
+	srv->queue = calloc(srv->q_cap, sizeof(*srv->queue));
+	if (!srv->methods || !srv->workers || !srv->handlers || !srv->queue)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "rpc server: out of memory");
 	for (size_t i = 0; i < cfg->n_methods; i++) {
 		srv->methods[i].path = strdup(cfg->methods[i].path);
@@ -663,6 +734,12 @@ int rpc_server_start(rpc_server *srv, sigil_err *err)
 		return sigil_err_set(err, SIGIL_E_INVALID, "rpc server: no listener configured");
 	grpc_server_start(srv->server);
 	srv->state = SRV_RUNNING;
+	for (unsigned i = 0; i < srv->n_handlers; i++) {
+		int r = pthread_create(&srv->handlers[i], NULL, handler_main, srv);
+		if (r != 0)
+			return sigil_err_errno(err, r, "rpc server: cannot start handler thread");
+		srv->n_handlers_running++;
+	}
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		int r = pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
 		if (r != 0)
@@ -772,7 +849,13 @@ void rpc_server_shutdown(rpc_server *srv, int64_t grace_ms)
 	pthread_mutex_lock(&srv->lock);
 	while (srv->live > 0)
 		pthread_cond_wait(&srv->idle, &srv->lock);
+	/* No live call means an empty queue: the handlers can go. */
+	srv->q_stop = true;
+	pthread_cond_broadcast(&srv->q_cond);
 	pthread_mutex_unlock(&srv->lock);
+	for (unsigned i = 0; i < srv->n_handlers_running; i++)
+		pthread_join(srv->handlers[i], NULL);
+	srv->n_handlers_running = 0;
 
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		if (srv->workers[i].running)
@@ -816,6 +899,9 @@ void rpc_server_free(rpc_server *srv)
 		free(srv->methods[i].path);
 	free(srv->methods);
 	free(srv->workers);
+	free(srv->handlers);
+	free(srv->queue);
+	pthread_cond_destroy(&srv->q_cond);
 	pthread_cond_destroy(&srv->idle);
 	pthread_mutex_destroy(&srv->lock);
 	if (srv->grpc_inited)

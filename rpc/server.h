@@ -5,11 +5,14 @@
  * to handlers.  Each of N worker threads owns a completion queue with one
  * request armed per registered method plus one catch-all that answers
  * UNIMPLEMENTED (gRPC core 1.51 otherwise leaves unknown methods hanging to
- * their deadline).  Handlers run synchronously on the worker thread; they
- * unpack and pack their messages with protobuf-c themselves, so this layer
- * stays independent of any .proto.  A handler gets an rpc_call as well, to
- * read request metadata (bearer tokens) and the TLS peer identity without
- * seeing a gRPC type.
+ * their deadline).  Workers never block: they re-arm at once and queue the
+ * call for a pool of handler threads.  (Running handlers on the workers
+ * would let gRPC match a new call, say a Probe, to a request armed on a
+ * worker stuck in a slow NodePublishVolume while other workers idle.)
+ * Handlers unpack and pack their messages with protobuf-c themselves, so
+ * this layer stays independent of any .proto.  A handler gets an rpc_call
+ * as well, to read request metadata (bearer tokens) and the TLS peer
+ * identity without seeing a gRPC type.
  *
  * Lifecycle: rpc_server_new, rpc_server_listen_* (before start),
  * rpc_server_start, rpc_server_shutdown (graceful), rpc_server_free.
@@ -25,8 +28,11 @@
 #include "util/err.h"
 #include "util/mem.h"
 
-#define RPC_DEFAULT_WORKERS 4
+#define RPC_DEFAULT_WORKERS 2
+#define RPC_DEFAULT_HANDLER_THREADS 4
 #define RPC_MAX_WORKERS 64
+#define RPC_DEFAULT_MAX_QUEUED 256
+#define RPC_MAX_QUEUED_LIMIT 65536
 #define RPC_MAX_METHODS 128
 /* Grace period used by rpc_server_free for a server still running. */
 #define RPC_DEFAULT_GRACE_MS 5000
@@ -35,7 +41,8 @@ typedef struct rpc_server rpc_server;
 /* One in-flight call, valid only during the handler invocation. */
 typedef struct rpc_call rpc_call;
 
-/* Handles one unary call.  req/req_len is the serialized request (may be
+/* Handles one unary call on a handler thread (handlers may block, and run
+ * concurrently with each other).  req/req_len is the serialized request (may be
  * empty: an all-default proto3 message is zero bytes); it is wiped after the
  * handler returns, since CSI requests carry secrets.
  * Success: return 0, leave st->code RPC_OK and set *resp to a malloc'ed
@@ -56,7 +63,11 @@ typedef struct rpc_method {
 typedef struct rpc_server_config {
 	const rpc_method *methods; /* copied; need not outlive rpc_server_new */
 	size_t n_methods;
-	unsigned workers;      /* threads, each with its own queue; 0: default */
+	unsigned workers;         /* completion queue threads; 0: default */
+	unsigned handler_threads; /* threads running handlers; 0: default */
+	/* Calls accepted but waiting for a handler thread; beyond this a call
+	 * is refused with RESOURCE_EXHAUSTED.  0: default. */
+	unsigned max_queued;
 	size_t max_recv_bytes; /* per request message; 0: RPC_DEFAULT_MAX_MESSAGE */
 	size_t max_send_bytes; /* per response message; 0: RPC_DEFAULT_MAX_MESSAGE */
 } rpc_server_config;

@@ -212,19 +212,33 @@ static int teardown(void **state)
 	return sigil_fs_remove_tree(g_dir, &err) < 0 ? -1 : 0;
 }
 
-static rpc_server *server_new_cfg(unsigned workers, size_t max_recv, size_t max_send)
+/* cfg carries the knobs under test; the method table is filled in here. */
+static rpc_server *server_new_ex(rpc_server_config cfg)
 {
-	rpc_server_config cfg = {
-		.methods = g_methods,
-		.n_methods = SIGIL_ARRAY_SIZE(g_methods),
-		.workers = workers,
-		.max_recv_bytes = max_recv,
-		.max_send_bytes = max_send,
-	};
 	rpc_server *srv = NULL;
 	sigil_err err = {0};
 
-	assert_int_equal(rpc_server_new(&cfg, &srv, &err), 0);
+	cfg.methods = g_methods;
+	cfg.n_methods = SIGIL_ARRAY_SIZE(g_methods);
+	if (rpc_server_new(&cfg, &srv, &err) != 0)
+		fail_msg("rpc_server_new: %s", err.msg);
+	return srv;
+}
+
+static rpc_server *server_new_cfg(unsigned workers, size_t max_recv, size_t max_send)
+{
+	return server_new_ex((rpc_server_config){
+		.workers = workers, .max_recv_bytes = max_recv, .max_send_bytes = max_send});
+}
+
+static rpc_server *unix_server_ex(const char *path, rpc_server_config cfg)
+{
+	rpc_server *srv = server_new_ex(cfg);
+	sigil_err err = {0};
+
+	if (rpc_server_listen_unix(srv, path, &err) != 0)
+		fail_msg("listen: %s", err.msg);
+	assert_int_equal(rpc_server_start(srv, &err), 0);
 	return srv;
 }
 
@@ -538,6 +552,12 @@ static void test_bad_arguments(void **state)
 	cfg.workers = RPC_MAX_WORKERS + 1;
 	assert_int_equal(rpc_server_new(&cfg, &srv, &err), SIGIL_E_LIMIT);
 	cfg.workers = 1;
+	cfg.handler_threads = RPC_MAX_WORKERS + 1;
+	assert_int_equal(rpc_server_new(&cfg, &srv, &err), SIGIL_E_LIMIT);
+	cfg.handler_threads = 0;
+	cfg.max_queued = RPC_MAX_QUEUED_LIMIT + 1;
+	assert_int_equal(rpc_server_new(&cfg, &srv, &err), SIGIL_E_LIMIT);
+	cfg.max_queued = 0;
 	cfg.max_recv_bytes = RPC_MAX_MESSAGE_LIMIT + 1;
 	assert_int_equal(rpc_server_new(&cfg, &srv, &err), SIGIL_E_LIMIT);
 	assert_null(srv);
@@ -650,7 +670,8 @@ static void wait_entered(int n)
 static void test_workers_run_concurrently(void **state)
 {
 	const char *path = tpath("csi.sock");
-	_cleanup_(rpc_server_freep) rpc_server *srv = unix_server(path, 4, 0, 0);
+	_cleanup_(rpc_server_freep) rpc_server *srv =
+		unix_server_ex(path, (rpc_server_config){.workers = 2, .handler_threads = 4});
 	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 	struct bg_call calls[8];
 	pthread_t th[8];
@@ -667,9 +688,64 @@ static void test_workers_run_concurrently(void **state)
 		assert_int_equal(calls[i].st.code, RPC_OK);
 		assert_string_equal(calls[i].out, "slow:p");
 	}
-	/* 8 x 300 ms on 4 workers: ~600 ms, far from the 2400 ms of one. */
+	/* 8 x 300 ms on 4 handler threads: ~600 ms, far from 2400 ms. */
 	assert_true(now_ms() - t0 < 1800);
 	assert_int_equal(atomic_load(&g_ctx.finished), 8);
+}
+
+static void test_slow_handler_does_not_block_others(void **state)
+{
+	const char *path = tpath("csi.sock");
+	/* One queue and two handler threads: the fast call must not wait for
+	 * the slow one even though both were matched on the same queue. */
+	_cleanup_(rpc_server_freep) rpc_server *srv =
+		unix_server_ex(path, (rpc_server_config){.workers = 1, .handler_threads = 2});
+	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
+	struct bg_call slow = {.c = c, .method = "/sigil.test.Echo/Slow", .req = "s"};
+	pthread_t th;
+	rpc_status st;
+	int64_t t0;
+
+	g_ctx.sleep_ms = 1500;
+	assert_int_equal(pthread_create(&th, NULL, bg_call_main, &slow), 0);
+	wait_entered(1);
+	t0 = now_ms();
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "fast", NULL, 0, &st, NULL, 0),
+				 RPC_OK);
+	assert_true(now_ms() - t0 < 700);
+	assert_int_equal(atomic_load(&g_ctx.finished), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(slow.st.code, RPC_OK);
+}
+
+static void test_queue_full_refused(void **state)
+{
+	const char *path = tpath("csi.sock");
+	_cleanup_(rpc_server_freep) rpc_server *srv = unix_server_ex(
+		path, (rpc_server_config){.workers = 1, .handler_threads = 1, .max_queued = 1});
+	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
+	struct bg_call a = {.c = c, .method = "/sigil.test.Echo/Slow", .req = "a"};
+	struct bg_call b = {.c = c, .method = "/sigil.test.Echo/Slow", .req = "b"};
+	pthread_t ta, tb;
+	rpc_status st;
+
+	g_ctx.sleep_ms = 600;
+	assert_int_equal(pthread_create(&ta, NULL, bg_call_main, &a), 0);
+	wait_entered(1);
+	/* b waits in the queue (the only handler thread is busy) ... */
+	assert_int_equal(pthread_create(&tb, NULL, bg_call_main, &b), 0);
+	while (rpc_server_live_calls(srv) < 2)
+		usleep(1000);
+	/* ... so a third call finds the queue full. */
+	assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "c", NULL, 0, &st, NULL, 0),
+			 RPC_RESOURCE_EXHAUSTED);
+	assert_non_null(strstr(st.msg, "server busy"));
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_int_equal(a.st.code, RPC_OK);
+	assert_int_equal(b.st.code, RPC_OK);
+	assert_string_equal(b.out, "slow:b");
 }
 
 static void test_shutdown_completes_inflight(void **state)
@@ -1035,6 +1111,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_bad_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_workers_run_concurrently, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_handler_does_not_block_others, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_queue_full_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_completes_inflight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_drain_refuses_new_calls, setup,
 						teardown),

@@ -1,0 +1,449 @@
+#include "ca/server/issuer_service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca/issue.h"
+#include "ca/key.h"
+#include "proto/issuer.pb-c.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#define ISSUER_MAX_SCOPES 16
+#define ISSUER_MAX_NAME 253
+
+static int pack(const ProtobufCMessage *msg, uint8_t **resp, size_t *resp_len)
+{
+	size_t n = protobuf_c_message_get_packed_size(msg);
+	uint8_t *buf = malloc(n ? n : 1);
+
+	if (!buf)
+		return SIGIL_E_NOMEM;
+	protobuf_c_message_pack(msg, buf);
+	*resp = buf;
+	*resp_len = n;
+	return 0;
+}
+
+/* Bearer token -> caller; UNAUTHENTICATED otherwise. */
+static int authenticate(issuer_server *s, const rpc_call *call, ca_caller *who, rpc_status *st)
+{
+	const char *v, *tok;
+	size_t vl, tl;
+	sigil_err err = {0};
+
+	if (rpc_call_get_metadata(call, "authorization", &v, &vl) < 0 ||
+	    ca_auth_bearer(v, vl, &tok, &tl) < 0) {
+		rpc_status_set(st, RPC_UNAUTHENTICATED, "missing bearer token");
+		return SIGIL_E_UNAUTH;
+	}
+	if (ca_auth_authenticate(s->auth, tok, tl, who, &err) < 0) {
+		log_warn("%s from %s: %s", rpc_call_method(call), rpc_call_peer(call), err.msg);
+		rpc_status_set(st, RPC_UNAUTHENTICATED, "invalid bearer token");
+		return SIGIL_E_UNAUTH;
+	}
+	return 0;
+}
+
+static int authorize(const ca_caller *who, const char *class_name, rpc_status *st)
+{
+	if (!ca_caller_may_use(who, class_name)) {
+		rpc_status_set(st, RPC_PERMISSION_DENIED, "node %s may not use SecretClass '%s'",
+			       who->node, class_name);
+		return SIGIL_E_PERM;
+	}
+	return 0;
+}
+
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > ISSUER_MAX_NAME)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
+		      s[i] == '.'))
+			return false;
+	return true;
+}
+
+static int fill_der_list(STACK_OF(X509) *certs, X509 *first, ProtobufCBinaryData **ret, size_t *n)
+{
+	size_t total = (size_t)sk_X509_num(certs) + (first ? 1 : 0), k = 0;
+	ProtobufCBinaryData *out = sigil_calloc(total, sizeof(*out));
+
+	if (!out)
+		return SIGIL_E_NOMEM;
+	for (size_t i = 0; i < total; i++) {
+		X509 *x = first ? (i == 0 ? first : sk_X509_value(certs, (int)i - 1))
+				: sk_X509_value(certs, (int)i);
+		unsigned char *der = NULL;
+		int l = i2d_X509(x, &der);
+		if (l <= 0) {
+			for (size_t j = 0; j < k; j++)
+				OPENSSL_free(out[j].data);
+			free(out);
+			return SIGIL_E_CRYPTO;
+		}
+		out[k].data = der;
+		out[k].len = (size_t)l;
+		k++;
+	}
+	*ret = out;
+	*n = k;
+	return 0;
+}
+
+static void free_der_list(ProtobufCBinaryData *l, size_t n)
+{
+	for (size_t i = 0; l && i < n; i++)
+		OPENSSL_free(l[i].data);
+	free(l);
+}
+
+static int Issue(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
+		 uint8_t **resp, size_t *resp_len, rpc_status *st)
+{
+	issuer_server *s = ctx;
+	Sigil__V1__IssueRequest *in;
+	Sigil__V1__IssueResponse out = SIGIL__V1__ISSUE_RESPONSE__INIT;
+	ca_scope scopes[ISSUER_MAX_SCOPES];
+	ca_issue_result res = {0};
+	ca_caller who;
+	sigil_err err = {0};
+	int r;
+
+	r = authenticate(s, call, &who, st);
+	if (r < 0)
+		return r;
+	in = sigil__v1__issue_request__unpack(NULL, req_len, req);
+	if (!in)
+		return rpc_status_set(st, RPC_INVALID_ARGUMENT, "malformed IssueRequest"), SIGIL_E_INVALID;
+	r = SIGIL_E_INVALID;
+	if (!*in->class_name) {
+		rpc_status_set(st, RPC_INVALID_ARGUMENT, "class_name is required");
+		goto out;
+	}
+	if ((r = authorize(&who, in->class_name, st)) < 0)
+		goto out;
+	r = SIGIL_E_INVALID;
+	if (in->n_scopes > ISSUER_MAX_SCOPES) {
+		rpc_status_set(st, RPC_INVALID_ARGUMENT, "more than %d scopes", ISSUER_MAX_SCOPES);
+		goto out;
+	}
+	if (in->csr.len > CA_MAX_CSR_DER) {
+		rpc_status_set(st, RPC_INVALID_ARGUMENT, "CSR larger than %d bytes", CA_MAX_CSR_DER);
+		goto out;
+	}
+	if (!(in->jitter_factor >= 0.0 && in->jitter_factor < 1.0) || in->lifetime_seconds < 0) {
+		rpc_status_set(st, RPC_INVALID_ARGUMENT, "lifetime or jitter out of range");
+		goto out;
+	}
+	for (size_t i = 0; i < in->n_scopes; i++) {
+		Sigil__V1__Scope *sc = in->scopes[i];
+		switch (sc->kind) {
+		case SIGIL__V1__SCOPE__KIND__NODE: scopes[i].kind = CA_SCOPE_NODE; break;
+		case SIGIL__V1__SCOPE__KIND__POD: scopes[i].kind = CA_SCOPE_POD; break;
+		case SIGIL__V1__SCOPE__KIND__SERVICE: scopes[i].kind = CA_SCOPE_SERVICE; break;
+		case SIGIL__V1__SCOPE__KIND__LISTENER_VOLUME: scopes[i].kind = CA_SCOPE_LISTENER_VOLUME; break;
+		default:
+			rpc_status_set(st, RPC_INVALID_ARGUMENT, "scope %zu has no kind", i);
+			goto out;
+		}
+		scopes[i].name = NULL;
+		if (scopes[i].kind == CA_SCOPE_SERVICE || scopes[i].kind == CA_SCOPE_LISTENER_VOLUME) {
+			if (!name_ok(sc->name)) {
+				rpc_status_set(st, RPC_INVALID_ARGUMENT, "scope %zu: '%.64s' is not a valid name",
+					       i, sc->name);
+				goto out;
+			}
+			scopes[i].name = sc->name;
+		}
+	}
+	const char *pod_ns = in->pod && *in->pod->namespace_ ? in->pod->namespace_ : NULL;
+	const char *pod_name = in->pod && *in->pod->name ? in->pod->name : NULL;
+	if ((pod_ns && !name_ok(pod_ns)) || (pod_name && !name_ok(pod_name))) {
+		rpc_status_set(st, RPC_INVALID_ARGUMENT, "pod name or namespace is not valid");
+		goto out;
+	}
+	/* The node name comes from the credential, never from the request.
+	 * Standalone, the pod's identity is the authenticated node's word;
+	 * with a Kubernetes API it is checked against spec.nodeName. */
+	ca_identity id = {.node_name = who.node, .pod_namespace = pod_ns, .pod_name = pod_name};
+	ca_issue_request ir = {
+		.class_name = in->class_name,
+		.identity = &id,
+		.scopes = scopes,
+		.n_scopes = in->n_scopes,
+		.csr_der = in->csr.len ? in->csr.data : NULL,
+		.csr_len = in->csr.len,
+		.lifetime_secs = in->lifetime_seconds,
+		.jitter_factor = in->jitter_factor,
+	};
+	pthread_rwlock_rdlock(&s->lock);
+	r = ca_service_issue(s->svc, &ir, &res, &err);
+	pthread_rwlock_unlock(&s->lock);
+	if (r < 0) {
+		log_warn("Issue %s for node %s pod %s/%s: %s", in->class_name, who.node,
+			 pod_ns ? pod_ns : "-", pod_name ? pod_name : "-", err.msg);
+		rpc_status_from_err(st, r, &err);
+		goto out;
+	}
+	r = fill_der_list(res.chain, res.leaf, &out.certificate_chain, &out.n_certificate_chain);
+	if (r == 0)
+		r = fill_der_list(res.trust, NULL, &out.trust_bundle, &out.n_trust_bundle);
+	out.not_after = res.not_after;
+	out.bundle_version = res.bundle_version;
+	if (r == 0)
+		r = pack(&out.base, resp, resp_len);
+	if (r == 0 && res.leaf)
+		log_info("issued %s certificate for node %s pod %s/%s, notAfter %lld", in->class_name,
+			 who.node, pod_ns ? pod_ns : "-", pod_name ? pod_name : "-",
+			 (long long)res.not_after);
+	free_der_list(out.certificate_chain, out.n_certificate_chain);
+	free_der_list(out.trust_bundle, out.n_trust_bundle);
+out:
+	ca_issue_result_free(&res);
+	sigil__v1__issue_request__free_unpacked(in, NULL);
+	return r;
+}
+
+static int GetTrustBundle(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
+			  uint8_t **resp, size_t *resp_len, rpc_status *st)
+{
+	issuer_server *s = ctx;
+	Sigil__V1__GetTrustBundleRequest *in;
+	Sigil__V1__GetTrustBundleResponse out = SIGIL__V1__GET_TRUST_BUNDLE_RESPONSE__INIT;
+	STACK_OF(X509) *trust = NULL;
+	uint64_t version = 0;
+	ca_caller who;
+	sigil_err err = {0};
+	int r;
+
+	r = authenticate(s, call, &who, st);
+	if (r < 0)
+		return r;
+	in = sigil__v1__get_trust_bundle_request__unpack(NULL, req_len, req);
+	if (!in)
+		return rpc_status_set(st, RPC_INVALID_ARGUMENT, "malformed request"), SIGIL_E_INVALID;
+	r = authorize(&who, in->class_name, st);
+	if (r == 0) {
+		pthread_rwlock_rdlock(&s->lock);
+		r = ca_service_trust_bundle(s->svc, in->class_name, &trust, &version, &err);
+		pthread_rwlock_unlock(&s->lock);
+		if (r < 0)
+			rpc_status_from_err(st, r, &err);
+	}
+	if (r == 0)
+		r = fill_der_list(trust, NULL, &out.trust_bundle, &out.n_trust_bundle);
+	out.version = version;
+	if (r == 0)
+		r = pack(&out.base, resp, resp_len);
+	free_der_list(out.trust_bundle, out.n_trust_bundle);
+	sk_X509_pop_free(trust, X509_free);
+	sigil__v1__get_trust_bundle_request__free_unpacked(in, NULL);
+	return r;
+}
+
+static int GetClass(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
+		    uint8_t **resp, size_t *resp_len, rpc_status *st)
+{
+	issuer_server *s = ctx;
+	Sigil__V1__GetClassRequest *in;
+	Sigil__V1__GetClassResponse out = SIGIL__V1__GET_CLASS_RESPONSE__INIT;
+	ca_class_config *cfg = malloc(sizeof(*cfg));
+	ca_caller who;
+	sigil_err err = {0};
+	int r;
+
+	if (!cfg)
+		return SIGIL_E_NOMEM;
+	r = authenticate(s, call, &who, st);
+	if (r < 0)
+		goto done;
+	in = sigil__v1__get_class_request__unpack(NULL, req_len, req);
+	if (!in) {
+		rpc_status_set(st, RPC_INVALID_ARGUMENT, "malformed request");
+		r = SIGIL_E_INVALID;
+		goto done;
+	}
+	r = authorize(&who, in->class_name, st);
+	if (r == 0) {
+		pthread_rwlock_rdlock(&s->lock);
+		r = ca_service_class(s->svc, in->class_name, cfg, &err);
+		pthread_rwlock_unlock(&s->lock);
+		if (r < 0)
+			rpc_status_from_err(st, r, &err);
+	}
+	if (r == 0) {
+		out.name = cfg->name;
+		out.backend = (char *)ca_backend_name(cfg->backend);
+		out.leaf_key_algorithm = (char *)ca_keyalg_name(cfg->leaf_key_alg);
+		out.max_lifetime_seconds = cfg->max_leaf_lifetime_secs;
+		r = pack(&out.base, resp, resp_len);
+	}
+	sigil__v1__get_class_request__free_unpacked(in, NULL);
+done:
+	free(cfg);
+	return r;
+}
+
+static int Status(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
+		  uint8_t **resp, size_t *resp_len, rpc_status *st)
+{
+	issuer_server *s = ctx;
+	Sigil__V1__StatusRequest *in;
+	Sigil__V1__StatusResponse out = SIGIL__V1__STATUS_RESPONSE__INIT;
+	ca_class_status *cs = NULL;
+	Sigil__V1__ClassStatus *classes = NULL, **cptrs = NULL;
+	Sigil__V1__CaGeneration *gens = NULL, **gptrs = NULL;
+	ca_caller who;
+	sigil_err err = {0};
+	size_t n, ng = 0, k = 0;
+	int r;
+
+	r = authenticate(s, call, &who, st);
+	if (r < 0)
+		return r;
+	in = sigil__v1__status_request__unpack(NULL, req_len, req);
+	if (!in)
+		return rpc_status_set(st, RPC_INVALID_ARGUMENT, "malformed request"), SIGIL_E_INVALID;
+	pthread_rwlock_rdlock(&s->lock);
+	n = ca_service_class_count(s->svc);
+	cs = sigil_calloc(n, sizeof(*cs));
+	classes = sigil_calloc(n, sizeof(*classes));
+	cptrs = sigil_calloc(n, sizeof(*cptrs));
+	r = cs && classes && cptrs ? 0 : SIGIL_E_NOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		r = ca_service_status(s->svc, i, &cs[i], &err);
+		ng += cs[i].n_gens;
+	}
+	pthread_rwlock_unlock(&s->lock);
+	if (r == 0) {
+		gens = sigil_calloc(ng, sizeof(*gens));
+		gptrs = sigil_calloc(ng, sizeof(*gptrs));
+		if (!gens || !gptrs)
+			r = SIGIL_E_NOMEM;
+	}
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (*in->class_name && strcmp(in->class_name, cs[i].name))
+			continue;
+		if (!ca_caller_may_use(&who, cs[i].name))
+			continue;
+		Sigil__V1__ClassStatus c = SIGIL__V1__CLASS_STATUS__INIT;
+		c.name = cs[i].name;
+		c.backend = (char *)ca_backend_name(cs[i].backend);
+		c.bundle_version = cs[i].bundle_version;
+		c.generations = &gptrs[k];
+		for (size_t j = 0; j < cs[i].n_gens; j++) {
+			Sigil__V1__CaGeneration g = SIGIL__V1__CA_GENERATION__INIT;
+			g.generation = cs[i].gens[j].generation;
+			g.subject = cs[i].gens[j].subject;
+			g.key_type = cs[i].gens[j].key_type;
+			g.not_before = cs[i].gens[j].not_before;
+			g.not_after = cs[i].gens[j].not_after;
+			g.retired = cs[i].gens[j].retired;
+			gens[k] = g;
+			gptrs[k] = &gens[k];
+			k++;
+			c.n_generations++;
+		}
+		classes[out.n_classes] = c;
+		cptrs[out.n_classes] = &classes[out.n_classes];
+		out.n_classes++;
+	}
+	out.classes = cptrs;
+	if (r == 0)
+		r = pack(&out.base, resp, resp_len);
+	else
+		rpc_status_from_err(st, r, &err);
+	free(gens);
+	free(gptrs);
+	free(classes);
+	free(cptrs);
+	free(cs);
+	sigil__v1__status_request__free_unpacked(in, NULL);
+	return r;
+}
+
+static int Rotate(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
+		  uint8_t **resp, size_t *resp_len, rpc_status *st)
+{
+	issuer_server *s = ctx;
+	Sigil__V1__RotateRequest *in;
+	Sigil__V1__RotateResponse out = SIGIL__V1__ROTATE_RESPONSE__INIT;
+	ca_caller who;
+	sigil_err err = {0};
+	uint64_t v = 0;
+	int r;
+
+	r = authenticate(s, call, &who, st);
+	if (r < 0)
+		return r;
+	if (!who.admin)
+		return rpc_status_set(st, RPC_PERMISSION_DENIED, "rotating a CA needs an admin token"),
+		       SIGIL_E_PERM;
+	in = sigil__v1__rotate_request__unpack(NULL, req_len, req);
+	if (!in)
+		return rpc_status_set(st, RPC_INVALID_ARGUMENT, "malformed request"), SIGIL_E_INVALID;
+	pthread_rwlock_rdlock(&s->lock);
+	r = ca_service_rotate(s->svc, in->class_name, &err);
+	if (r == 0) {
+		STACK_OF(X509) *t = NULL;
+		if (ca_service_trust_bundle(s->svc, in->class_name, &t, &v, NULL) == 0)
+			sk_X509_pop_free(t, X509_free);
+	}
+	pthread_rwlock_unlock(&s->lock);
+	if (r < 0) {
+		rpc_status_from_err(st, r, &err);
+	} else {
+		log_info("rotated the CA of class %s (bundle version %llu)", in->class_name,
+			 (unsigned long long)v);
+		out.bundle_version = v;
+		r = pack(&out.base, resp, resp_len);
+	}
+	sigil__v1__rotate_request__free_unpacked(in, NULL);
+	return r;
+}
+
+static int ProvisionKeytab(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
+			   uint8_t **resp, size_t *resp_len, rpc_status *st)
+{
+	issuer_server *s = ctx;
+	ca_caller who;
+	int r = authenticate(s, call, &who, st);
+
+	if (r < 0)
+		return r;
+	rpc_status_set(st, RPC_UNIMPLEMENTED,
+		       "Kerberos keytabs are not provisioned by this sigil-ca yet");
+	return SIGIL_E_PRECOND;
+}
+
+size_t issuer_server_methods(issuer_server *s, rpc_method *m)
+{
+	size_t n = 0;
+
+#define M(name) m[n++] = (rpc_method){"/sigil.v1.Issuer/" #name, name, s}
+	M(Issue);
+	M(GetTrustBundle);
+	M(GetClass);
+	M(Status);
+	M(Rotate);
+	M(ProvisionKeytab);
+#undef M
+	return n;
+}
+
+void issuer_server_swap(issuer_server *s, ca_service *svc)
+{
+	ca_service *old;
+
+	pthread_rwlock_wrlock(&s->lock);
+	old = s->svc;
+	s->svc = svc;
+	pthread_rwlock_unlock(&s->lock);
+	ca_service_free(old);
+}

@@ -1,0 +1,20 @@
+/* The sigil.v1.Issuer gRPC service: authentication, authorisation and
+ * protobuf around ca_service.  Each RPC is a function named after it. */
+#pragma once
+#include <pthread.h>
+
+#include "ca/server/auth.h"
+#include "ca/service.h"
+#include "rpc/server.h"
+
+#define ISSUER_N_METHODS 6
+
+typedef struct issuer_server {
+	pthread_rwlock_t lock; /* guards svc against a class reload swapping it */
+	ca_service *svc;
+	ca_auth *auth;
+} issuer_server;
+
+size_t issuer_server_methods(issuer_server *s, rpc_method *methods);
+/* Replaces the service (class reload); frees the old one once no call uses it. */
+void issuer_server_swap(issuer_server *s, ca_service *svc);

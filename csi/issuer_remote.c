@@ -1,0 +1,385 @@
+/* The node's side of the issuer API: one reused TLS channel to sigil-ca,
+ * bearer token, deadlines, retries with jittered backoff.  An unreachable
+ * CA is SIGIL_E_UNAVAIL, which the CSI layer answers as UNAVAILABLE so the
+ * kubelet retries. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "csi/issuer.h"
+#include "proto/issuer.pb-c.h"
+#include "rpc/client.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/mem.h"
+
+#define REMOTE_MAX_TOKEN 8192
+#define REMOTE_CLASS_CACHE_SECS 30
+#define REMOTE_CLASS_CACHE_SIZE 16
+
+typedef struct class_cache_entry {
+	char name[CA_STORE_MAX_CLASS_LEN + 1];
+	ca_backend_kind backend;
+	sigil_keyalg leaf_alg;
+	int64_t max_lifetime;
+	time_t fetched;
+} class_cache_entry;
+
+typedef struct remote_issuer {
+	csi_issuer base;
+	rpc_client *client;
+	char *token_file;
+	int64_t timeout_ms;
+	int attempts;
+	pthread_mutex_t lock;
+	class_cache_entry cache[REMOTE_CLASS_CACHE_SIZE];
+} remote_issuer;
+
+static int code_to_err(int code)
+{
+	switch (code) {
+	case RPC_INVALID_ARGUMENT:
+	case RPC_OUT_OF_RANGE: return SIGIL_E_INVALID;
+	case RPC_NOT_FOUND: return SIGIL_E_NOTFOUND;
+	case RPC_ALREADY_EXISTS: return SIGIL_E_EXISTS;
+	case RPC_PERMISSION_DENIED: return SIGIL_E_PERM;
+	case RPC_UNAUTHENTICATED: return SIGIL_E_UNAUTH;
+	case RPC_FAILED_PRECONDITION: return SIGIL_E_PRECOND;
+	case RPC_UNIMPLEMENTED: return SIGIL_E_PRECOND;
+	case RPC_RESOURCE_EXHAUSTED: return SIGIL_E_UNAVAIL;
+	default: return SIGIL_E_UNAVAIL; /* UNAVAILABLE, DEADLINE, INTERNAL...: retry later */
+	}
+}
+
+static bool retryable(int code)
+{
+	return code == RPC_UNAVAILABLE || code == RPC_DEADLINE_EXCEEDED ||
+	       code == RPC_RESOURCE_EXHAUSTED || code == RPC_ABORTED;
+}
+
+static void backoff(int attempt)
+{
+	unsigned r = 0;
+	long base_ms = 100L << attempt; /* 100, 200, 400 ms ... */
+	long ms;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (unsigned)time(NULL);
+	ms = base_ms + (long)(r % (unsigned)(base_ms / 2 + 1)); /* + up to 50% jitter */
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* One unary call with the token, retried on transient failures. */
+static int remote_call(remote_issuer *ri, const char *method, const ProtobufCMessage *req,
+		       uint8_t **resp, size_t *resp_len, sigil_err *err)
+{
+	size_t n = protobuf_c_message_get_packed_size(req);
+	uint8_t *buf = malloc(n ? n : 1);
+	uint8_t *tok = NULL;
+	size_t tok_len = 0;
+	char *auth = NULL;
+	size_t auth_len = 0;
+	rpc_status st = {0};
+	int r;
+
+	if (!buf)
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	protobuf_c_message_pack(req, buf);
+	r = sigil_fs_read_file(ri->token_file, REMOTE_MAX_TOKEN, &tok, &tok_len, err);
+	if (r < 0) {
+		sigil_freezero(buf, n);
+		return sigil_err_prefix(err, "bearer token: ");
+	}
+	while (tok_len > 0 && (tok[tok_len - 1] == '\n' || tok[tok_len - 1] == '\r' || tok[tok_len - 1] == ' '))
+		tok[--tok_len] = '\0';
+	auth_len = tok_len + 8;
+	auth = malloc(auth_len);
+	if (auth)
+		snprintf(auth, auth_len, "Bearer %s", (char *)tok);
+	sigil_freezero(tok, tok_len);
+	if (!auth) {
+		sigil_freezero(buf, n);
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	}
+	rpc_metadata md = {"authorization", auth};
+	for (int attempt = 0; attempt < ri->attempts; attempt++) {
+		if (attempt > 0)
+			backoff(attempt - 1);
+		r = rpc_client_call(ri->client, method, buf, n, &md, 1, ri->timeout_ms, &st, resp,
+				    resp_len, err);
+		if (r < 0)
+			break;
+		if (st.code == RPC_OK || !retryable(st.code))
+			break;
+		log_debug("%s: %s (%s), attempt %d", method, rpc_code_name(st.code), st.msg, attempt + 1);
+	}
+	sigil_freezero(auth, auth_len);
+	sigil_freezero(buf, n);
+	if (r < 0)
+		return r;
+	if (st.code != RPC_OK) {
+		int code = code_to_err(st.code);
+		if (code == SIGIL_E_UNAVAIL)
+			return sigil_err_set(err, code, "CA unavailable: %s: %s", rpc_code_name(st.code), st.msg);
+		return sigil_err_set(err, code, "%s", st.msg);
+	}
+	return 0;
+}
+
+static int certs_from_der(ProtobufCBinaryData *list, size_t n, size_t skip, STACK_OF(X509) **ret,
+			  sigil_err *err)
+{
+	STACK_OF(X509) *s = sk_X509_new_null();
+
+	if (!s)
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	for (size_t i = skip; i < n; i++) {
+		const unsigned char *p = list[i].data;
+		X509 *x = d2i_X509(NULL, &p, (long)list[i].len);
+		if (!x || p != list[i].data + list[i].len || !sk_X509_push(s, x)) {
+			X509_free(x);
+			sk_X509_pop_free(s, X509_free);
+			return sigil_err_set(err, SIGIL_E_UNAVAIL, "the CA sent a malformed certificate");
+		}
+	}
+	*ret = s;
+	return 0;
+}
+
+static int remote_issue(csi_issuer *is, const ca_issue_request *req, ca_issue_result *ret,
+			sigil_err *err)
+{
+	remote_issuer *ri = (remote_issuer *)is;
+	Sigil__V1__IssueRequest in = SIGIL__V1__ISSUE_REQUEST__INIT;
+	Sigil__V1__PodIdentity pod = SIGIL__V1__POD_IDENTITY__INIT;
+	Sigil__V1__Scope scopes[16], *sp[16];
+	Sigil__V1__IssueResponse *out = NULL;
+	ca_issue_result res = {0};
+	uint8_t *resp = NULL;
+	size_t rl = 0;
+	int r;
+
+	if (req->n_scopes > 16)
+		return sigil_err_set(err, SIGIL_E_LIMIT, "too many scopes");
+	for (size_t i = 0; i < req->n_scopes; i++) {
+		Sigil__V1__Scope s = SIGIL__V1__SCOPE__INIT;
+		switch (req->scopes[i].kind) {
+		case CA_SCOPE_NODE: s.kind = SIGIL__V1__SCOPE__KIND__NODE; break;
+		case CA_SCOPE_POD: s.kind = SIGIL__V1__SCOPE__KIND__POD; break;
+		case CA_SCOPE_SERVICE: s.kind = SIGIL__V1__SCOPE__KIND__SERVICE; break;
+		case CA_SCOPE_LISTENER_VOLUME: s.kind = SIGIL__V1__SCOPE__KIND__LISTENER_VOLUME; break;
+		default: return sigil_err_set(err, SIGIL_E_INVALID, "unknown scope");
+		}
+		if (req->scopes[i].name)
+			s.name = req->scopes[i].name;
+		scopes[i] = s;
+		sp[i] = &scopes[i];
+	}
+	if (req->identity->pod_namespace)
+		pod.namespace_ = (char *)req->identity->pod_namespace;
+	if (req->identity->pod_name)
+		pod.name = (char *)req->identity->pod_name;
+	in.class_name = (char *)req->class_name;
+	in.pod = &pod;
+	in.n_scopes = req->n_scopes;
+	in.scopes = sp;
+	in.csr.data = (uint8_t *)req->csr_der;
+	in.csr.len = req->csr_der ? req->csr_len : 0;
+	in.lifetime_seconds = req->lifetime_secs;
+	in.jitter_factor = req->jitter_factor;
+	r = remote_call(ri, "/sigil.v1.Issuer/Issue", &in.base, &resp, &rl, err);
+	if (r < 0)
+		return r;
+	out = sigil__v1__issue_response__unpack(NULL, rl, resp);
+	free(resp);
+	if (!out)
+		return sigil_err_set(err, SIGIL_E_UNAVAIL, "the CA sent a malformed IssueResponse");
+	if (req->csr_der) {
+		if (out->n_certificate_chain == 0) {
+			r = sigil_err_set(err, SIGIL_E_UNAVAIL, "the CA sent no certificate");
+			goto out;
+		}
+		const unsigned char *p = out->certificate_chain[0].data;
+		res.leaf = d2i_X509(NULL, &p, (long)out->certificate_chain[0].len);
+		if (!res.leaf) {
+			r = sigil_err_set(err, SIGIL_E_UNAVAIL, "the CA sent a malformed certificate");
+			goto out;
+		}
+	}
+	r = certs_from_der(out->certificate_chain, out->n_certificate_chain, req->csr_der ? 1 : 0,
+			   &res.chain, err);
+	if (r == 0)
+		r = certs_from_der(out->trust_bundle, out->n_trust_bundle, 0, &res.trust, err);
+	if (r == 0 && sk_X509_num(res.trust) == 0)
+		r = sigil_err_set(err, SIGIL_E_UNAVAIL, "the CA sent an empty trust bundle");
+	res.not_after = out->not_after;
+	res.bundle_version = out->bundle_version;
+out:
+	sigil__v1__issue_response__free_unpacked(out, NULL);
+	if (r < 0) {
+		ca_issue_result_free(&res);
+		return r;
+	}
+	*ret = res;
+	return 0;
+}
+
+static int remote_bundle(csi_issuer *is, const char *class_name, STACK_OF(X509) **ret,
+			 uint64_t *version, sigil_err *err)
+{
+	remote_issuer *ri = (remote_issuer *)is;
+	Sigil__V1__GetTrustBundleRequest in = SIGIL__V1__GET_TRUST_BUNDLE_REQUEST__INIT;
+	Sigil__V1__GetTrustBundleResponse *out;
+	uint8_t *resp = NULL;
+	size_t rl = 0;
+	int r;
+
+	in.class_name = (char *)class_name;
+	r = remote_call(ri, "/sigil.v1.Issuer/GetTrustBundle", &in.base, &resp, &rl, err);
+	if (r < 0)
+		return r;
+	out = sigil__v1__get_trust_bundle_response__unpack(NULL, rl, resp);
+	free(resp);
+	if (!out)
+		return sigil_err_set(err, SIGIL_E_UNAVAIL, "the CA sent a malformed response");
+	r = certs_from_der(out->trust_bundle, out->n_trust_bundle, 0, ret, err);
+	if (r == 0 && version)
+		*version = out->version;
+	sigil__v1__get_trust_bundle_response__free_unpacked(out, NULL);
+	return r;
+}
+
+static int remote_class(csi_issuer *is, const char *class_name, ca_class_config *ret, sigil_err *err)
+{
+	remote_issuer *ri = (remote_issuer *)is;
+	Sigil__V1__GetClassRequest in = SIGIL__V1__GET_CLASS_REQUEST__INIT;
+	Sigil__V1__GetClassResponse *out;
+	uint8_t *resp = NULL;
+	size_t rl = 0;
+	time_t now = time(NULL);
+	class_cache_entry e = {0};
+	int r;
+
+	pthread_mutex_lock(&ri->lock);
+	for (int i = 0; i < REMOTE_CLASS_CACHE_SIZE; i++)
+		if (!strcmp(ri->cache[i].name, class_name) && now - ri->cache[i].fetched < REMOTE_CLASS_CACHE_SECS) {
+			e = ri->cache[i];
+			break;
+		}
+	pthread_mutex_unlock(&ri->lock);
+	if (!e.name[0]) {
+		in.class_name = (char *)class_name;
+		r = remote_call(ri, "/sigil.v1.Issuer/GetClass", &in.base, &resp, &rl, err);
+		if (r < 0)
+			return r;
+		out = sigil__v1__get_class_response__unpack(NULL, rl, resp);
+		free(resp);
+		if (!out)
+			return sigil_err_set(err, SIGIL_E_UNAVAIL, "the CA sent a malformed response");
+		snprintf(e.name, sizeof(e.name), "%s", class_name);
+		e.backend = !strcmp(out->backend, "kerberosKeytab") ? CA_BACKEND_KERBEROS
+			    : !strcmp(out->backend, "externalCa")   ? CA_BACKEND_EXTERNAL
+								    : CA_BACKEND_AUTOTLS;
+		if (ca_keyalg_parse(out->leaf_key_algorithm, &e.leaf_alg) < 0)
+			e.leaf_alg = SIGIL_KEY_ECDSA_P256;
+		e.max_lifetime = out->max_lifetime_seconds;
+		e.fetched = now;
+		sigil__v1__get_class_response__free_unpacked(out, NULL);
+		pthread_mutex_lock(&ri->lock);
+		int slot = 0;
+		for (int i = 0; i < REMOTE_CLASS_CACHE_SIZE; i++)
+			if (!strcmp(ri->cache[i].name, class_name) || ri->cache[i].fetched < ri->cache[slot].fetched)
+				slot = i;
+		ri->cache[slot] = e;
+		pthread_mutex_unlock(&ri->lock);
+	}
+	ca_class_config_defaults(ret, e.name);
+	ret->backend = e.backend;
+	ret->leaf_key_alg = e.leaf_alg;
+	ret->max_leaf_lifetime_secs = e.max_lifetime;
+	return 0;
+}
+
+static bool remote_ready(csi_issuer *is)
+{
+	remote_issuer *ri = (remote_issuer *)is;
+	Sigil__V1__StatusRequest in = SIGIL__V1__STATUS_REQUEST__INIT;
+	uint8_t *resp = NULL;
+	size_t rl = 0;
+	int saved = ri->attempts;
+	int64_t saved_t = ri->timeout_ms;
+	int r;
+
+	/* Probe must answer quickly: one short attempt.  (attempts/timeout are
+	 * only read by remote_call on this thread's copy.) */
+	remote_issuer probe = *ri;
+	probe.attempts = 1;
+	probe.timeout_ms = 2000;
+	r = remote_call(&probe, "/sigil.v1.Issuer/Status", &in.base, &resp, &rl, NULL);
+	(void)saved;
+	(void)saved_t;
+	free(resp);
+	return r == 0;
+}
+
+static void remote_free(csi_issuer *is)
+{
+	remote_issuer *ri = (remote_issuer *)is;
+
+	rpc_client_free(ri->client);
+	pthread_mutex_destroy(&ri->lock);
+	free(ri->token_file);
+	free(ri);
+}
+
+static const csi_issuer_ops remote_ops = {
+	.issue = remote_issue,
+	.trust_bundle = remote_bundle,
+	.class_info = remote_class,
+	.ready = remote_ready,
+	.free = remote_free,
+};
+
+int csi_issuer_remote_new(const csi_remote_config *cfg, csi_issuer **ret, sigil_err *err)
+{
+	remote_issuer *ri;
+	uint8_t *bundle = NULL;
+	size_t blen = 0;
+	int r;
+
+	if (!cfg->endpoint || !cfg->ca_bundle_file || !cfg->token_file)
+		return sigil_err_set(err, SIGIL_E_INVALID,
+				     "a remote CA needs --ca-endpoint, --ca-bundle and --token-file");
+	r = sigil_fs_read_file(cfg->ca_bundle_file, SIGIL_MAX_FILE_SIZE, &bundle, &blen, err);
+	if (r < 0)
+		return sigil_err_prefix(err, "CA bundle: ");
+	ri = calloc(1, sizeof(*ri));
+	if (!ri) {
+		free(bundle);
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	}
+	ri->base.ops = &remote_ops;
+	pthread_mutex_init(&ri->lock, NULL);
+	ri->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+	ri->attempts = cfg->attempts ? cfg->attempts : 3;
+	ri->token_file = strdup(cfg->token_file);
+	rpc_client_config cc = {
+		.target = cfg->endpoint,
+		.tls_root_pem = (char *)bundle,
+		.tls_server_name = cfg->server_name,
+	};
+	r = ri->token_file ? rpc_client_new(&cc, &ri->client, err)
+			   : sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	free(bundle);
+	if (r < 0) {
+		remote_free(&ri->base);
+		return r;
+	}
+	*ret = &ri->base;
+	return 0;
+}
