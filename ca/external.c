@@ -38,11 +38,12 @@
 #define EXT_SKEW_SECS 300
 #define EXT_DEFAULT_MOUNT "pki"
 #define EXT_USER_AGENT "sigil-ca"
+/* Names quoted in messages. */
+#define EXT_QUOTE_BUF 96
 
 SIGIL_DEFINE_CLEANUP(X509, X509_free)
 SIGIL_DEFINE_CLEANUP(EVP_PKEY, EVP_PKEY_free)
 SIGIL_DEFINE_CLEANUP(BIO, BIO_free)
-SIGIL_DEFINE_CLEANUP(json_t, json_decref)
 SIGIL_DEFINE_CLEANUP(CURL, curl_easy_cleanup)
 SIGIL_DEFINE_CLEANUP(CURLU, curl_url_cleanup)
 
@@ -125,7 +126,7 @@ static bool ext_is_loopback_host(const char *host)
 static int ext_check_url(const char *url, sigil_err *err)
 {
 	_cleanup_(curl_url_cleanupp) CURLU *u = NULL;
-	char q[CA_QUOTE_BUF_LEN];
+	char q[EXT_QUOTE_BUF];
 	char *scheme = NULL, *host = NULL, *part = NULL;
 	size_t n = strnlen(url, CA_CLASS_MAX_URL);
 	int r = 0;
@@ -162,13 +163,22 @@ static int ext_check_url(const char *url, sigil_err *err)
 				  ca_names_quote(url, q, sizeof(q)));
 		goto out;
 	}
-	if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
-		/* Do not quote it: user info may be a password. */
-		r = sigil_err_set(err, SIGIL_E_INVALID,
-				  "external CA URL must not contain user info, a query or a fragment");
-		goto out;
+	static const struct {
+		CURLUPart part;
+		const char *name;
+	} banned[] = {
+		{ CURLUPART_USER, "user info or a password (use token or key files)" },
+		{ CURLUPART_PASSWORD, "user info or a password (use token or key files)" },
+		{ CURLUPART_QUERY, "a query" },
+		{ CURLUPART_FRAGMENT, "a fragment" },
+	};
+	for (size_t i = 0; i < SIGIL_ARRAY_SIZE(banned); i++) {
+		if (curl_url_get(u, banned[i].part, &part, 0) == CURLUE_OK) {
+			/* Not quoted: user info may hold a password. */
+			r = sigil_err_set(err, SIGIL_E_INVALID,
+					  "external CA URL must not contain %s", banned[i].name);
+			goto out;
+		}
 	}
 out:
 	curl_free(part);
@@ -181,7 +191,7 @@ out:
  * component, so that it cannot climb out of the API path. */
 static int ext_check_path_part(const char *what, const char *s, size_t cap, sigil_err *err)
 {
-	char q[CA_QUOTE_BUF_LEN];
+	char q[EXT_QUOTE_BUF];
 	size_t n = strnlen(s, cap);
 	const char *c;
 
@@ -217,7 +227,7 @@ static int ext_check_path_part(const char *what, const char *s, size_t cap, sigi
 
 static int ext_check_profile(const char *p, size_t cap, sigil_err *err)
 {
-	char q[CA_QUOTE_BUF_LEN];
+	char q[EXT_QUOTE_BUF];
 	size_t n = strnlen(p, cap);
 
 	if (n >= cap || n > EXT_MAX_PROFILE)
@@ -274,8 +284,10 @@ static int ext_read_secret(const char *what, const char *path, ext_secret *ret, 
 	int r;
 
 	r = sigil_fs_read_file(path, CA_EXTERNAL_MAX_SECRET_FILE, &p, &len, err);
-	if (r < 0)
-		return sigil_err_prefix(err, "reading the %s", what);
+	if (r < 0) {
+		sigil_err_prefix(err, "reading the %s: ", what);
+		return r;
+	}
 	end = len;
 	while (start < end && ext_is_space(p[start]))
 		start++;
@@ -436,7 +448,7 @@ static int ext_http_post(const ca_external_config *cfg, const char *url, const c
 	char errbuf[CURL_ERROR_SIZE] = "";
 	const char *protocols;
 	sigil_wbuf resp;
-	long timeout_ms, status = 0;
+	long timeout_ms = 0, status = 0;
 	CURLcode rc;
 	int r;
 
@@ -557,8 +569,12 @@ static void ext_errors_text(json_t *root, char *buf, size_t cap)
 
 static void ext_body_text(const ext_response *resp, char *buf, size_t cap)
 {
+	size_t n = resp->len;
+
+	while (n > 0 && ext_is_space(resp->body[n - 1]))
+		n--;
 	buf[0] = '\0';
-	ext_quote_append(buf, cap, (const char *)resp->body, resp->len);
+	ext_quote_append(buf, cap, (const char *)resp->body, n);
 }
 
 /* Parses a response body that must be a JSON object; NULL *ret (and no
@@ -708,7 +724,7 @@ static bool ext_signed_by(X509 *child, X509 *parent)
  * a CA. */
 static int ext_check_leaf(X509 *leaf, EVP_PKEY *csr_pub, const char *url, sigil_err *err)
 {
-	char s[CA_QUOTE_BUF_LEN];
+	char s[EXT_QUOTE_BUF];
 	time_t soon = time(NULL) + EXT_SKEW_SECS;
 
 	if (EVP_PKEY_eq(X509_get0_pubkey(leaf), csr_pub) != 1) {
@@ -739,7 +755,7 @@ static int ext_link_chain(X509 *leaf, STACK_OF(X509) *cands, const char *url,
 			  STACK_OF(X509) **ret, sigil_err *err)
 {
 	_cleanup_(certs_freep) STACK_OF(X509) *chain = sk_X509_new_null();
-	char a[CA_QUOTE_BUF_LEN], b[CA_QUOTE_BUF_LEN];
+	char a[EXT_QUOTE_BUF], b[EXT_QUOTE_BUF];
 	X509 *cur = leaf;
 	int n = sk_X509_num(cands);
 
@@ -756,7 +772,7 @@ static int ext_link_chain(X509 *leaf, STACK_OF(X509) *cands, const char *url,
 					     ext_subject(cur, b, sizeof(b)));
 		if (X509_check_ca(c) == 0)
 			return sigil_err_set(err, SIGIL_E_INVALID,
-					     "chain certificate %s from %s is not a CA", 
+					     "chain certificate %s from %s is not a CA",
 					     ext_subject(c, a, sizeof(a)), url);
 		root = X509_self_signed(c, 1) == 1;
 		ERR_clear_error();
@@ -783,7 +799,7 @@ static int ext_link_chain(X509 *leaf, STACK_OF(X509) *cands, const char *url,
 
 static int ext_check_request(const ca_external_request *req, EVP_PKEY **ret_pub, sigil_err *err)
 {
-	char q[CA_QUOTE_BUF_LEN];
+	char q[EXT_QUOTE_BUF];
 	unsigned char ip[16];
 	size_t iplen;
 	int r;
@@ -802,12 +818,18 @@ static int ext_check_request(const ca_external_request *req, EVP_PKEY **ret_pub,
 					     CA_MAX_CN_LEN);
 		for (size_t i = 0; i < n; i++) {
 			unsigned char c = (unsigned char)req->common_name[i];
-			/* No commas either: Vault splits alt_names on them. */
 			if (c < 0x20 || c == 0x7f)
 				return sigil_err_set(err, SIGIL_E_INVALID,
 						     "common name \"%s\" contains a control character",
 						     ca_names_quote(req->common_name, q, sizeof(q)));
 		}
+		/* JSON carries UTF-8 only; jansson refuses anything else. */
+		json_t *t = json_string(req->common_name);
+		if (!t)
+			return sigil_err_set(err, SIGIL_E_INVALID,
+					     "common name \"%s\" is not valid UTF-8",
+					     ca_names_quote(req->common_name, q, sizeof(q)));
+		json_decref(t);
 	}
 	/* RFC 1123 names and IP text contain no ',' (Vault joins on it). */
 	for (size_t i = 0; i < req->n_dns; i++) {
@@ -968,8 +990,10 @@ static int ext_cfssl_signer(const ca_external_config *cfg, STACK_OF(X509) *out, 
 	if (r < 0)
 		return r;
 	r = ext_cfssl_call(cfg, "info", body, len, &root, &result, err);
-	if (r < 0)
-		return sigil_err_prefix(err, "asking cfssl for its signer");
+	if (r < 0) {
+		sigil_err_prefix(err, "asking cfssl for its signer: ");
+		return r;
+	}
 	return ext_json_certs(result, "certificate", "signer certificate", cfg->url, true, out,
 			      err);
 }
@@ -1150,7 +1174,8 @@ static int ext_vault_sign(const ca_external_config *cfg, const ca_external_reque
 	if (r < 0)
 		return r;
 	sigil_wbuf_init(&header, CA_EXTERNAL_MAX_SECRET_FILE + 64, true);
-	sigil_wbuf_putf(&header, "X-Vault-Token: %s", (const char *)token.p);
+	sigil_wbuf_putf(&header, "X-Vault-Token: ");
+	sigil_wbuf_put(&header, token.p, token.len);
 	ext_secret_free(&token);
 	if (sigil_wbuf_status(&header) < 0) {
 		sigil_wbuf_free(&header);
@@ -1267,6 +1292,8 @@ int ca_external_sign(const ca_external_config *cfg, const ca_external_request *r
 
 	/* The leaf comes first; anything after it in the same PEM is chain. */
 	leaf = sk_X509_shift(leaf_certs);
+	if (!leaf)
+		return sigil_err_set(err, SIGIL_E_INVALID, "no certificate from %s", cfg->url);
 	{
 		_cleanup_(X509_freep) X509 *owned = leaf;
 		X509 *x;
@@ -1285,7 +1312,7 @@ int ca_external_sign(const ca_external_config *cfg, const ca_external_request *r
 		 * leaf. */
 		if (sk_X509_num(issuing) > 0) {
 			X509 *iss = sk_X509_value(issuing, 0);
-			char a[CA_QUOTE_BUF_LEN];
+			char a[EXT_QUOTE_BUF];
 			if (!ext_signed_by(leaf, iss))
 				return sigil_err_set(err, SIGIL_E_INVALID,
 						     "issuing_ca %s from %s did not issue the returned certificate",

@@ -7,6 +7,9 @@
  *    cfssl's API has no lifetime field: the profile's expiry decides.
  *  - Vault PKI: POST {url}/v1/{mount}/sign/{role} with X-Vault-Token.
  *
+ * cfg->timeout_ms bounds each HTTP request (connect included); cfssl makes
+ * two (info, then sign).  Redirects are not followed.
+ *
  * Whatever the CA answers is checked before it is handed out: exactly one
  * leaf for the CSR's own public key, currently valid, not a CA; chain
  * certificates that each sign the one below.  Self-signed roots are dropped

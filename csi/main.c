@@ -23,6 +23,10 @@ typedef struct opts {
 	const char *state_dir;
 	const char *driver_name;
 	const char *cluster_domain;
+	const char *ca_endpoint;
+	const char *ca_bundle;
+	const char *token_file;
+	const char *ca_server_name;
 	bool privileged;
 	int64_t tmpfs_size;
 	int64_t workers;
@@ -41,6 +45,10 @@ static void usage(FILE *f)
 		"  --workers N             gRPC worker threads (default 4)\n"
 		"  --max-volumes N         max volumes per node reported to the kubelet (0: no limit)\n"
 		"  --cluster-domain NAME   default cluster.local\n"
+		"  --ca-endpoint HOST:PORT use a remote sigil-ca instead of the embedded CA\n"
+		"  --ca-bundle FILE        CA bundle sigil-ca's serving certificate verifies against\n"
+		"  --token-file FILE       bearer token for sigil-ca (re-read on every call)\n"
+		"  --ca-server-name NAME   name to verify in sigil-ca's certificate (default: the host)\n"
 		"The node id defaults to $KUBERNETES_NODE_NAME.\n");
 }
 
@@ -74,6 +82,10 @@ static int parse_opts(int argc, char **argv, opts *o)
 		{"key-pool", required_argument, 0, 'k'},
 		{"workers", required_argument, 0, 'w'},
 		{"max-volumes", required_argument, 0, 'm'},
+		{"ca-endpoint", required_argument, 0, 'E'},
+		{"ca-bundle", required_argument, 0, 'B'},
+		{"token-file", required_argument, 0, 'T'},
+		{"ca-server-name", required_argument, 0, 'N'},
 		{"help", no_argument, 0, 'h'},
 		{0},
 	};
@@ -92,6 +104,10 @@ static int parse_opts(int argc, char **argv, opts *o)
 		case 'd': o->driver_name = optarg; break;
 		case 'c': o->cluster_domain = optarg; break;
 		case 'P': o->privileged = true; break;
+		case 'E': o->ca_endpoint = optarg; break;
+		case 'B': o->ca_bundle = optarg; break;
+		case 'T': o->token_file = optarg; break;
+		case 'N': o->ca_server_name = optarg; break;
 		case 't':
 			if (sigil_parse_int64(optarg, 4096, 64LL << 20, &o->tmpfs_size) < 0) {
 				fprintf(stderr, "sigil-csi: --tmpfs-size must be 4096..64MiB bytes\n");
@@ -164,7 +180,18 @@ int main(int argc, char **argv)
 		log_error("cannot open the state dir: %s", err.msg);
 		goto out;
 	}
-	if (csi_issuer_local_new(o.state_dir, NULL, 0, o.cluster_domain, &issuer, &err) < 0) {
+	if (o.ca_endpoint) {
+		csi_remote_config rc_cfg = {
+			.endpoint = o.ca_endpoint,
+			.ca_bundle_file = o.ca_bundle,
+			.token_file = o.token_file,
+			.server_name = o.ca_server_name,
+		};
+		if (csi_issuer_remote_new(&rc_cfg, &issuer, &err) < 0) {
+			log_error("cannot use the CA at %s: %s", o.ca_endpoint, err.msg);
+			goto out;
+		}
+	} else if (csi_issuer_local_new(o.state_dir, NULL, 0, o.cluster_domain, &issuer, &err) < 0) {
 		log_error("cannot start the embedded CA: %s", err.msg);
 		goto out;
 	}
@@ -201,8 +228,10 @@ int main(int argc, char **argv)
 		log_error("cannot serve on %s: %s", o.endpoint, err.msg);
 		goto out;
 	}
-	log_info("serving CSI %s %s on %s for node %s (embedded CA, %zu known volumes%s)",
-		 o.driver_name, SIGIL_VERSION, o.endpoint, o.node_id, csi_state_count(state),
+	log_info("serving CSI %s %s on %s for node %s (%s %s, %zu known volumes%s)",
+		 o.driver_name, SIGIL_VERSION, o.endpoint, o.node_id,
+		 o.ca_endpoint ? "CA at" : "embedded CA", o.ca_endpoint ? o.ca_endpoint : "",
+		 csi_state_count(state),
 		 o.privileged ? ", privileged" : "");
 	sig = rpc_server_wait_signal(&sigs);
 	log_info("got signal %d: finishing calls in flight", sig);

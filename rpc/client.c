@@ -29,17 +29,18 @@ int rpc_client_new(const rpc_client_config *cfg, rpc_client **ret, sigil_err *er
 		return sigil_err_set(err, SIGIL_E_INVALID, "rpc client: no target address");
 	if (strnlen(cfg->target, RPC_MAX_ADDRESS) >= RPC_MAX_ADDRESS)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "rpc client: target longer than %d bytes",
-				     RPC_MAX_ADDRESS - 1);
+		                     RPC_MAX_ADDRESS - 1);
 	if (!cfg->tls_cert_pem != !cfg->tls_key_pem)
-		return sigil_err_set(err, SIGIL_E_INVALID,
-				     "rpc client: a client certificate needs its key and vice versa");
+		return sigil_err_set(
+		    err, SIGIL_E_INVALID,
+		    "rpc client: a client certificate needs its key and vice versa");
 	if ((cfg->tls_cert_pem || cfg->tls_server_name) && !cfg->tls_root_pem)
 		return sigil_err_set(err, SIGIL_E_INVALID,
-				     "rpc client: TLS options given without TLS root certificates");
+		                     "rpc client: TLS options given without TLS root certificates");
 	if (cfg->max_recv_bytes > RPC_MAX_MESSAGE_LIMIT)
 		return sigil_err_set(err, SIGIL_E_LIMIT,
-				     "rpc client: message limit above the ceiling of %u bytes",
-				     RPC_MAX_MESSAGE_LIMIT);
+		                     "rpc client: message limit above the ceiling of %u bytes",
+		                     RPC_MAX_MESSAGE_LIMIT);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "rpc client: out of memory");
@@ -49,10 +50,10 @@ int rpc_client_new(const rpc_client_config *cfg, rpc_client **ret, sigil_err *er
 
 	if (cfg->tls_root_pem) {
 		grpc_ssl_pem_key_cert_pair pair = {.private_key = cfg->tls_key_pem,
-						   .cert_chain = cfg->tls_cert_pem};
+		                                   .cert_chain = cfg->tls_cert_pem};
 
-		creds = grpc_ssl_credentials_create_ex(cfg->tls_root_pem,
-						       cfg->tls_cert_pem ? &pair : NULL, NULL, NULL);
+		creds = grpc_ssl_credentials_create_ex(
+		    cfg->tls_root_pem, cfg->tls_cert_pem ? &pair : NULL, NULL, NULL);
 	} else {
 		creds = grpc_insecure_credentials_create();
 	}
@@ -77,8 +78,8 @@ int rpc_client_new(const rpc_client_config *cfg, rpc_client **ret, sigil_err *er
 	c->channel = grpc_channel_create(cfg->target, creds, &chargs);
 	grpc_channel_credentials_release(creds);
 	if (!c->channel)
-		return sigil_err_set(err, SIGIL_E_INTERNAL, "rpc client: cannot create a channel to %s",
-				     cfg->target);
+		return sigil_err_set(err, SIGIL_E_INTERNAL,
+		                     "rpc client: cannot create a channel to %s", cfg->target);
 	*ret = TAKE_PTR(c);
 	return 0;
 }
@@ -112,31 +113,32 @@ static bool client_method_ok(const char *p)
 static int client_metadata_check(const rpc_metadata *md, size_t n_md, sigil_err *err)
 {
 	if (n_md > RPC_CLIENT_MAX_METADATA)
-		return sigil_err_set(err, SIGIL_E_LIMIT, "rpc client: more than %d metadata entries",
-				     RPC_CLIENT_MAX_METADATA);
+		return sigil_err_set(err, SIGIL_E_LIMIT,
+		                     "rpc client: more than %d metadata entries",
+		                     RPC_CLIENT_MAX_METADATA);
 	if (n_md > 0 && !md)
 		return sigil_err_set(err, SIGIL_E_INVALID, "rpc client: metadata missing");
 	for (size_t i = 0; i < n_md; i++) {
 		size_t klen, vlen;
 
 		if (!md[i].key || !md[i].value)
-			return sigil_err_set(err, SIGIL_E_INVALID, "rpc client: metadata %zu incomplete",
-					     i);
+			return sigil_err_set(err, SIGIL_E_INVALID,
+			                     "rpc client: metadata %zu incomplete", i);
 		klen = strnlen(md[i].key, 256);
 		vlen = strnlen(md[i].value, RPC_CLIENT_MAX_METADATA_VALUE + 1);
 		if (klen == 0 || klen >= 256 || vlen > RPC_CLIENT_MAX_METADATA_VALUE)
 			return sigil_err_set(err, SIGIL_E_LIMIT,
-					     "rpc client: metadata %zu key or value too long", i);
+			                     "rpc client: metadata %zu key or value too long", i);
 		if (!grpc_header_key_is_legal(grpc_slice_from_static_string(md[i].key)) ||
 		    (klen >= 4 && strcmp(md[i].key + klen - 4, "-bin") == 0) || md[i].key[0] == ':')
 			return sigil_err_set(err, SIGIL_E_INVALID,
-					     "rpc client: metadata key %zu is not a lower-case "
-					     "text header name",
-					     i);
+			                     "rpc client: metadata key %zu is not a lower-case "
+			                     "text header name",
+			                     i);
 		if (!grpc_header_nonbin_value_is_legal(grpc_slice_from_static_string(md[i].value)))
 			return sigil_err_set(err, SIGIL_E_INVALID,
-					     "rpc client: metadata value for %s is not printable",
-					     md[i].key);
+			                     "rpc client: metadata value for %s is not printable",
+			                     md[i].key);
 	}
 	return 0;
 }
@@ -181,8 +183,8 @@ static int client_read_response(grpc_byte_buffer *bb, uint8_t **ret, size_t *ret
 }
 
 int rpc_client_call(rpc_client *c, const char *method, const uint8_t *req, size_t req_len,
-		    const rpc_metadata *md, size_t n_md, int64_t timeout_ms, rpc_status *ret_status,
-		    uint8_t **ret_resp, size_t *ret_resp_len, sigil_err *err)
+                    const rpc_metadata *md, size_t n_md, int64_t timeout_ms, rpc_status *ret_status,
+                    uint8_t **ret_resp, size_t *ret_resp_len, sigil_err *err)
 {
 	grpc_metadata mds[RPC_CLIENT_MAX_METADATA];
 	grpc_metadata_array initial_md, trailing_md;
@@ -203,15 +205,16 @@ int rpc_client_call(rpc_client *c, const char *method, const uint8_t *req, size_
 	if (!c || !ret_status || !ret_resp || !ret_resp_len)
 		return sigil_err_set(err, SIGIL_E_INVALID, "rpc client: missing argument");
 	if (!client_method_ok(method))
-		return sigil_err_set(err, SIGIL_E_INVALID,
-				     "rpc client: method must look like \"/package.Service/Method\"");
+		return sigil_err_set(
+		    err, SIGIL_E_INVALID,
+		    "rpc client: method must look like \"/package.Service/Method\"");
 	if (req_len > RPC_MAX_MESSAGE_LIMIT || (req_len > 0 && !req))
 		return sigil_err_set(err, SIGIL_E_LIMIT, "rpc client: request of %zu bytes refused",
-				     req_len);
+		                     req_len);
 	if (timeout_ms <= 0 || timeout_ms > RPC_CLIENT_MAX_TIMEOUT_MS)
 		return sigil_err_set(err, SIGIL_E_INVALID,
-				     "rpc client: timeout must be 1..%lld ms, got %lld",
-				     (long long)RPC_CLIENT_MAX_TIMEOUT_MS, (long long)timeout_ms);
+		                     "rpc client: timeout must be 1..%lld ms, got %lld",
+		                     (long long)RPC_CLIENT_MAX_TIMEOUT_MS, (long long)timeout_ms);
 	r = client_metadata_check(md, n_md, err);
 	if (r < 0)
 		return r;
@@ -236,10 +239,10 @@ int rpc_client_call(rpc_client *c, const char *method, const uint8_t *req, size_
 
 	cq = grpc_completion_queue_create_for_next(NULL);
 	deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-				gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+	                        gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
 	method_slice = grpc_slice_from_static_string(method);
 	call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method_slice,
-					NULL, deadline, NULL);
+	                                NULL, deadline, NULL);
 	grpc_metadata_array_init(&initial_md);
 	grpc_metadata_array_init(&trailing_md);
 
@@ -268,27 +271,28 @@ int rpc_client_call(rpc_client *c, const char *method, const uint8_t *req, size_
 
 	r = 0;
 	if (!call || grpc_call_start_batch(call, ops, n, call, NULL) != GRPC_CALL_OK) {
-		r = sigil_err_set(err, SIGIL_E_INTERNAL, "rpc client: cannot start call %s", method);
+		r = sigil_err_set(err, SIGIL_E_INTERNAL, "rpc client: cannot start call %s",
+		                  method);
 	} else {
 		/* The call's deadline bounds this wait. */
 		ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 		if (ev.type != GRPC_OP_COMPLETE || !ev.success)
-			r = sigil_err_set(err, SIGIL_E_INTERNAL, "rpc client: call %s did not complete",
-					  method);
+			r = sigil_err_set(err, SIGIL_E_INTERNAL,
+			                  "rpc client: call %s did not complete", method);
 	}
 	if (r == 0) {
 		dlen = GRPC_SLICE_LENGTH(details);
 		if (dlen >= RPC_STATUS_MSG_MAX)
 			dlen = RPC_STATUS_MSG_MAX - 1;
 		rpc_status_set(&st, (int)status, "%.*s", (int)dlen,
-			       (const char *)GRPC_SLICE_START_PTR(details));
+		               (const char *)GRPC_SLICE_START_PTR(details));
 		if (st.code == RPC_OK && !resp_bb) {
 			rpc_status_set(&st, RPC_INTERNAL, "server sent no response message");
 		} else if (st.code == RPC_OK) {
 			r = client_read_response(resp_bb, &resp, &resp_len);
 			if (r < 0)
 				sigil_err_set(err, r, "rpc client: cannot read the response of %s",
-					      method);
+				              method);
 		}
 	}
 	client_wipe_bb(resp_bb);

@@ -11,7 +11,7 @@
 #include "util/mem.h"
 
 /* Limits on what a caller may send with one call. */
-#define RPC_CLIENT_MAX_METADATA 16
+#define RPC_CLIENT_MAX_METADATA       16
 #define RPC_CLIENT_MAX_METADATA_VALUE 8192
 /* Longest timeout accepted for one call (one day). */
 #define RPC_CLIENT_MAX_TIMEOUT_MS (24LL * 3600 * 1000)
@@ -53,5 +53,5 @@ SIGIL_DEFINE_CLEANUP(rpc_client, rpc_client_free)
  * without touching the out-parameters when the call cannot be made at all
  * (bad method, metadata or timeout; out of memory). */
 int rpc_client_call(rpc_client *c, const char *method, const uint8_t *req, size_t req_len,
-		    const rpc_metadata *md, size_t n_md, int64_t timeout_ms, rpc_status *ret_status,
-		    uint8_t **ret_resp, size_t *ret_resp_len, sigil_err *err) SIGIL_WUR;
+                    const rpc_metadata *md, size_t n_md, int64_t timeout_ms, rpc_status *ret_status,
+                    uint8_t **ret_resp, size_t *ret_resp_len, sigil_err *err) SIGIL_WUR;

@@ -82,7 +82,8 @@ struct rpc_server {
 	atomic_bool stop_arming; /* gRPC shutdown began: arm no requests */
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
-	unsigned live; /* accepted calls whose final batch has not completed */
+	unsigned live;   /* accepted calls whose final batch has not completed */
+	unsigned guards; /* workers between accepting a call and re-arming */
 	bool grpc_inited;
 };
 
@@ -128,19 +129,26 @@ static bool method_path_ok(const char *p)
 	return true;
 }
 
-static void server_live_inc(rpc_server *srv)
+static void server_count(rpc_server *srv, unsigned *counter, int delta)
 {
 	pthread_mutex_lock(&srv->lock);
-	srv->live++;
+	if (delta > 0)
+		(*counter)++;
+	else if (*counter > 0)
+		(*counter)--;
+	if (srv->live == 0 && srv->guards == 0)
+		pthread_cond_broadcast(&srv->idle);
 	pthread_mutex_unlock(&srv->lock);
+}
+
+static void server_live_inc(rpc_server *srv)
+{
+	server_count(srv, &srv->live, 1);
 }
 
 static void server_live_dec(rpc_server *srv)
 {
-	pthread_mutex_lock(&srv->lock);
-	if (srv->live > 0 && --srv->live == 0)
-		pthread_cond_broadcast(&srv->idle);
-	pthread_mutex_unlock(&srv->lock);
+	server_count(srv, &srv->live, -1);
 }
 
 unsigned rpc_server_live_calls(rpc_server *srv)
@@ -189,11 +197,11 @@ static bool worker_arm(struct rpc_worker *w, size_t method)
 	grpc_call_details_init(&c->details);
 	if (method == METHOD_UNKNOWN)
 		e = grpc_server_request_call(srv->server, &c->call, &c->details, &c->md, w->cq,
-					     w->cq, c);
+		                             w->cq, c);
 	else
 		e = grpc_server_request_registered_call(srv->server, srv->methods[method].handle,
-							&c->call, &c->deadline, &c->md,
-							&c->payload, w->cq, w->cq, c);
+		                                        &c->call, &c->deadline, &c->md, &c->payload,
+		                                        w->cq, w->cq, c);
 	if (e != GRPC_CALL_OK) {
 		call_free(c);
 		return false;
@@ -271,7 +279,10 @@ static bool call_dispatch(struct rpc_call *c)
 	c->method_name = m->path;
 	c->auth = grpc_call_auth_context(c->call);
 	c->peer = grpc_call_get_peer(c->call);
-	if (!c->payload) {
+	if (rpc_call_remaining_ms(c) == 0) {
+		/* Expired while queued: the client gave up, skip the work. */
+		rpc_status_set(&st, RPC_DEADLINE_EXCEEDED, "deadline passed before the call ran");
+	} else if (!c->payload) {
 		/* Client half-closed without a message: not a unary request. */
 		rpc_status_set(&st, RPC_INVALID_ARGUMENT, "request message missing");
 	} else if (!grpc_byte_buffer_reader_init(&reader, c->payload)) {
@@ -282,7 +293,7 @@ static bool call_dispatch(struct rpc_call *c)
 
 		grpc_byte_buffer_reader_destroy(&reader);
 		r = m->handler(m->ctx, c, GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req), &resp,
-			       &resp_len, &st);
+		               &resp_len, &st);
 		/* CSI requests carry secrets (NodePublishVolume.secrets). */
 		sigil_wipe(GRPC_SLICE_START_PTR(req), GRPC_SLICE_LENGTH(req));
 		grpc_slice_unref(req);
@@ -292,8 +303,8 @@ static bool call_dispatch(struct rpc_call *c)
 			rpc_status_set(&st, RPC_INTERNAL, "handler returned no response bytes");
 		if (st.code == RPC_OK && resp_len > srv->max_send)
 			rpc_status_set(&st, RPC_RESOURCE_EXHAUSTED,
-				       "response of %zu bytes exceeds the limit of %zu bytes", resp_len,
-				       srv->max_send);
+			               "response of %zu bytes exceeds the limit of %zu bytes",
+			               resp_len, srv->max_send);
 	}
 	wipe_byte_buffer(c->payload);
 	if (c->payload) {
@@ -393,6 +404,9 @@ static void worker_on_event(struct rpc_worker *w, struct rpc_call *c, bool ok)
 		call_free(c);
 		return;
 	}
+	/* Count the call, and guard this function until the re-arm below is
+	 * done, whatever a handler thread does with c meanwhile. */
+	server_count(srv, &srv->guards, 1);
 	server_live_inc(srv);
 	if (method == METHOD_UNKNOWN) {
 		started = call_reply_unknown(c);
@@ -405,19 +419,19 @@ static void worker_on_event(struct rpc_worker *w, struct rpc_call *c, bool ok)
 		rpc_status st;
 
 		c->method_name = srv->methods[method].path;
-		rpc_status_set(&st, RPC_RESOURCE_EXHAUSTED,
-			       "server busy: %u calls already waiting", srv->q_cap);
+		rpc_status_set(&st, RPC_RESOURCE_EXHAUSTED, "server busy: %u calls already waiting",
+		               srv->q_cap);
 		started = call_start_reply(c, &st, NULL, 0);
 	}
-	/* Re-arm at once so this queue keeps taking calls.  The call is still
-	 * counted live here (its final batch is not complete), so shutdown
-	 * cannot shut this queue down under our feet. */
+	/* Re-arm at once so this queue keeps taking calls.  The guard count
+	 * keeps shutdown from shutting this queue down under our feet. */
 	if (!atomic_load(&srv->stop_arming))
 		(void)worker_arm(w, method);
 	if (!started) {
 		call_free(c);
 		server_live_dec(srv);
 	}
+	server_count(srv, &srv->guards, -1);
 }
 
 static void *worker_main(void *arg)
@@ -425,8 +439,8 @@ static void *worker_main(void *arg)
 	struct rpc_worker *w = arg;
 
 	for (;;) {
-		grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
-							   NULL);
+		grpc_event ev =
+		    grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 		if (ev.type == GRPC_OP_COMPLETE)
@@ -458,37 +472,40 @@ static int server_config_check(const rpc_server_config *cfg, sigil_err *err)
 	if (!cfg)
 		return sigil_err_set(err, SIGIL_E_INVALID, "rpc server: no configuration");
 	if (cfg->n_methods > RPC_MAX_METHODS)
-		return sigil_err_set(err, SIGIL_E_LIMIT, "rpc server: %zu methods exceed the limit of %d",
-				     cfg->n_methods, RPC_MAX_METHODS);
+		return sigil_err_set(err, SIGIL_E_LIMIT,
+		                     "rpc server: %zu methods exceed the limit of %d",
+		                     cfg->n_methods, RPC_MAX_METHODS);
 	if (cfg->n_methods > 0 && !cfg->methods)
 		return sigil_err_set(err, SIGIL_E_INVALID, "rpc server: method table missing");
 	if (cfg->workers > RPC_MAX_WORKERS || cfg->handler_threads > RPC_MAX_WORKERS)
 		return sigil_err_set(err, SIGIL_E_LIMIT,
-				     "rpc server: more than %d worker or handler threads",
-				     RPC_MAX_WORKERS);
+		                     "rpc server: more than %d worker or handler threads",
+		                     RPC_MAX_WORKERS);
 	if (cfg->max_queued > RPC_MAX_QUEUED_LIMIT)
 		return sigil_err_set(err, SIGIL_E_LIMIT,
-				     "rpc server: a queue of %u calls exceeds the limit of %d",
-				     cfg->max_queued, RPC_MAX_QUEUED_LIMIT);
-	if (cfg->max_recv_bytes > RPC_MAX_MESSAGE_LIMIT || cfg->max_send_bytes > RPC_MAX_MESSAGE_LIMIT)
+		                     "rpc server: a queue of %u calls exceeds the limit of %d",
+		                     cfg->max_queued, RPC_MAX_QUEUED_LIMIT);
+	if (cfg->max_recv_bytes > RPC_MAX_MESSAGE_LIMIT ||
+	    cfg->max_send_bytes > RPC_MAX_MESSAGE_LIMIT)
 		return sigil_err_set(err, SIGIL_E_LIMIT,
-				     "rpc server: message limit above the ceiling of %u bytes",
-				     RPC_MAX_MESSAGE_LIMIT);
+		                     "rpc server: message limit above the ceiling of %u bytes",
+		                     RPC_MAX_MESSAGE_LIMIT);
 	for (size_t i = 0; i < cfg->n_methods; i++) {
 		const rpc_method *m = &cfg->methods[i];
 
 		if (!method_path_ok(m->path))
 			return sigil_err_set(err, SIGIL_E_INVALID,
-					     "rpc server: method %zu: path must look like "
-					     "\"/package.Service/Method\"",
-					     i);
+			                     "rpc server: method %zu: path must look like "
+			                     "\"/package.Service/Method\"",
+			                     i);
 		if (!m->handler)
 			return sigil_err_set(err, SIGIL_E_INVALID, "rpc server: %s has no handler",
-					     m->path);
+			                     m->path);
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(cfg->methods[j].path, m->path) == 0)
 				return sigil_err_set(err, SIGIL_E_INVALID,
-						     "rpc server: method %s registered twice", m->path);
+				                     "rpc server: method %s registered twice",
+				                     m->path);
 	}
 	return 0;
 }
@@ -558,21 +575,24 @@ int rpc_server_new(const rpc_server_config *cfg, rpc_server **ret, sigil_err *er
 	chargs.args = args;
 	srv->server = grpc_server_create(&chargs, NULL);
 	if (!srv->server)
-		return sigil_err_set(err, SIGIL_E_INTERNAL, "rpc server: grpc_server_create failed");
+		return sigil_err_set(err, SIGIL_E_INTERNAL,
+		                     "rpc server: grpc_server_create failed");
 
 	for (size_t i = 0; i < srv->n_methods; i++) {
 		srv->methods[i].handle =
-			grpc_server_register_method(srv->server, srv->methods[i].path, NULL,
-						    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+		    grpc_server_register_method(srv->server, srv->methods[i].path, NULL,
+		                                GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 		if (!srv->methods[i].handle)
-			return sigil_err_set(err, SIGIL_E_INTERNAL, "rpc server: cannot register %s",
-					     srv->methods[i].path);
+			return sigil_err_set(err, SIGIL_E_INTERNAL,
+			                     "rpc server: cannot register %s",
+			                     srv->methods[i].path);
 	}
 	for (unsigned i = 0; i < srv->n_workers; i++) {
 		srv->workers[i].srv = srv;
 		srv->workers[i].cq = grpc_completion_queue_create_for_next(NULL);
 		if (!srv->workers[i].cq)
-			return sigil_err_set(err, SIGIL_E_NOMEM, "rpc server: cannot create a queue");
+			return sigil_err_set(err, SIGIL_E_NOMEM,
+			                     "rpc server: cannot create a queue");
 		grpc_server_register_completion_queue(srv->server, srv->workers[i].cq, NULL);
 	}
 	srv->ctl_cq = grpc_completion_queue_create_for_next(NULL);
@@ -600,7 +620,7 @@ static int unix_path_claim(const char *path, sigil_err *err)
 	}
 	if (!S_ISSOCK(st.st_mode))
 		return sigil_err_set(err, SIGIL_E_EXISTS,
-				     "%s exists and is not a socket; refusing to replace it", path);
+		                     "%s exists and is not a socket; refusing to replace it", path);
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -612,9 +632,9 @@ static int unix_path_claim(const char *path, sigil_err *err)
 	/* EAGAIN: a listener whose backlog is full is still alive. */
 	if (e == 0 || e == EAGAIN)
 		return sigil_err_set(err, SIGIL_E_EXISTS,
-				     "another process is serving on %s; stop it or choose another "
-				     "endpoint",
-				     path);
+		                     "another process is serving on %s; stop it or choose another "
+		                     "endpoint",
+		                     path);
 	if (e != ECONNREFUSED)
 		return sigil_err_errno(err, e, "cannot probe existing socket %s", path);
 	if (unlink(path) != 0 && errno != ENOENT)
@@ -639,11 +659,11 @@ int rpc_server_listen_unix(rpc_server *srv, const char *path, sigil_err *err)
 	len = strnlen(path, RPC_MAX_UNIX_PATH + 1);
 	if (len > RPC_MAX_UNIX_PATH)
 		return sigil_err_set(err, SIGIL_E_LIMIT,
-				     "unix socket path is longer than %d bytes: %.64s...",
-				     RPC_MAX_UNIX_PATH, path);
+		                     "unix socket path is longer than %d bytes: %.64s...",
+		                     RPC_MAX_UNIX_PATH, path);
 	if (srv->n_unix >= RPC_MAX_UNIX_LISTENERS)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "rpc server: more than %d unix sockets",
-				     RPC_MAX_UNIX_LISTENERS);
+		                     RPC_MAX_UNIX_LISTENERS);
 	r = unix_path_claim(path, err);
 	if (r < 0)
 		return r;
@@ -662,10 +682,11 @@ int rpc_server_listen_unix(rpc_server *srv, const char *path, sigil_err *err)
 	grpc_server_credentials_release(creds);
 	if (port <= 0) {
 		free(TAKE_PTR(l->path));
-		return sigil_err_set(err, SIGIL_E_IO,
-				     "cannot listen on unix socket %s (does the directory exist and "
-				     "is it writable?)",
-				     path);
+		return sigil_err_set(
+		    err, SIGIL_E_IO,
+		    "cannot listen on unix socket %s (does the directory exist and "
+		    "is it writable?)",
+		    path);
 	}
 	srv->n_listeners++;
 	srv->n_unix++;
@@ -681,7 +702,7 @@ int rpc_server_listen_unix(rpc_server *srv, const char *path, sigil_err *err)
 }
 
 int rpc_server_listen_tcp(rpc_server *srv, const char *addr, const rpc_tls_server_config *tls,
-			  int *ret_port, sigil_err *err)
+                          int *ret_port, sigil_err *err)
 {
 	grpc_server_credentials *creds;
 	int port;
@@ -692,34 +713,35 @@ int rpc_server_listen_tcp(rpc_server *srv, const char *addr, const rpc_tls_serve
 		return sigil_err_set(err, SIGIL_E_INVALID, "listen address is empty");
 	if (strnlen(addr, RPC_MAX_ADDRESS) >= RPC_MAX_ADDRESS)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "listen address is longer than %d bytes",
-				     RPC_MAX_ADDRESS - 1);
+		                     RPC_MAX_ADDRESS - 1);
 	if (strncmp(addr, "unix:", 5) == 0)
 		return sigil_err_set(err, SIGIL_E_INVALID,
-				     "%s: use rpc_server_listen_unix for unix sockets", addr);
+		                     "%s: use rpc_server_listen_unix for unix sockets", addr);
 	if (tls) {
 		grpc_ssl_pem_key_cert_pair pair;
 
 		if (!tls->cert_chain_pem || !tls->key_pem)
 			return sigil_err_set(err, SIGIL_E_INVALID,
-					     "TLS listener %s needs a certificate and a key", addr);
+			                     "TLS listener %s needs a certificate and a key", addr);
 		pair.private_key = tls->key_pem;
 		pair.cert_chain = tls->cert_chain_pem;
 		creds = grpc_ssl_server_credentials_create_ex(
-			tls->client_ca_pem, &pair, 1,
-			tls->client_ca_pem ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-					   : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
-			NULL);
+		    tls->client_ca_pem, &pair, 1,
+		    tls->client_ca_pem ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+		                       : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+		    NULL);
 	} else {
 		creds = grpc_insecure_server_credentials_create();
 	}
 	if (!creds)
-		return sigil_err_set(err, SIGIL_E_INVALID, "cannot create credentials for %s", addr);
+		return sigil_err_set(err, SIGIL_E_INVALID, "cannot create credentials for %s",
+		                     addr);
 	port = grpc_server_add_http2_port(srv->server, addr, creds);
 	grpc_server_credentials_release(creds);
 	if (port <= 0)
 		return sigil_err_set(err, SIGIL_E_IO,
-				     "cannot listen on %s: the address is in use or invalid%s", addr,
-				     tls ? ", or the TLS certificate/key is unusable" : "");
+		                     "cannot listen on %s: the address is in use or invalid%s",
+		                     addr, tls ? ", or the TLS certificate/key is unusable" : "");
 	srv->n_listeners++;
 	if (ret_port)
 		*ret_port = port;
@@ -741,7 +763,8 @@ int rpc_server_start(rpc_server *srv, sigil_err *err)
 		srv->n_handlers_running++;
 	}
 	for (unsigned i = 0; i < srv->n_workers; i++) {
-		int r = pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+		int r =
+		    pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
 		if (r != 0)
 			return sigil_err_errno(err, r, "rpc server: cannot start worker thread");
 		srv->workers[i].running = true;
@@ -752,11 +775,11 @@ int rpc_server_start(rpc_server *srv, sigil_err *err)
 		for (size_t m = 0; m < srv->n_methods; m++)
 			if (!worker_arm(&srv->workers[i], m))
 				return sigil_err_set(err, SIGIL_E_INTERNAL,
-						     "rpc server: cannot request calls for %s",
-						     srv->methods[m].path);
+				                     "rpc server: cannot request calls for %s",
+				                     srv->methods[m].path);
 		if (!worker_arm(&srv->workers[i], METHOD_UNKNOWN))
 			return sigil_err_set(err, SIGIL_E_INTERNAL,
-					     "rpc server: cannot request calls");
+			                     "rpc server: cannot request calls");
 	}
 	return 0;
 }
@@ -787,13 +810,14 @@ static int64_t mono_ms(void)
 /* Waits until no call is live or deadline_ms (monotonic) passes. */
 static bool server_wait_idle(rpc_server *srv, int64_t deadline_ms)
 {
-	struct timespec ts = {.tv_sec = deadline_ms / 1000, .tv_nsec = (deadline_ms % 1000) * 1000000};
+	struct timespec ts = {.tv_sec = deadline_ms / 1000,
+	                      .tv_nsec = (deadline_ms % 1000) * 1000000};
 	bool idle;
 
 	pthread_mutex_lock(&srv->lock);
-	while (srv->live > 0 && mono_ms() < deadline_ms)
+	while ((srv->live > 0 || srv->guards > 0) && mono_ms() < deadline_ms)
 		pthread_cond_timedwait(&srv->idle, &srv->lock, &ts);
-	idle = srv->live == 0;
+	idle = srv->live == 0 && srv->guards == 0;
 	pthread_mutex_unlock(&srv->lock);
 	return idle;
 }
@@ -833,21 +857,21 @@ void rpc_server_shutdown(rpc_server *srv, int64_t grace_ms)
 	if (notify_deadline < mono_ms() + RPC_MIN_NOTIFY_MS)
 		notify_deadline = mono_ms() + RPC_MIN_NOTIFY_MS;
 	ev = grpc_completion_queue_next(
-		srv->ctl_cq,
-		gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-			     gpr_time_from_millis(notify_deadline - mono_ms(), GPR_TIMESPAN)),
-		NULL);
+	    srv->ctl_cq,
+	    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+	                 gpr_time_from_millis(notify_deadline - mono_ms(), GPR_TIMESPAN)),
+	    NULL);
 	if (ev.type == GRPC_QUEUE_TIMEOUT) {
 		/* Grace is over: fail the calls on the wire and drop idle
 		 * connections.  Running handlers still finish (they are
 		 * synchronous). */
 		grpc_server_cancel_all_calls(srv->server);
 		ev = grpc_completion_queue_next(srv->ctl_cq, gpr_inf_future(GPR_CLOCK_MONOTONIC),
-						NULL);
+		                                NULL);
 	}
 	/* DESIGN.md gotcha: wait for zero live calls before destroying. */
 	pthread_mutex_lock(&srv->lock);
-	while (srv->live > 0)
+	while (srv->live > 0 || srv->guards > 0)
 		pthread_cond_wait(&srv->idle, &srv->lock);
 	/* No live call means an empty queue: the handlers can go. */
 	srv->q_stop = true;
@@ -916,8 +940,7 @@ const char *rpc_call_method(const rpc_call *call)
 	return call->method_name ? call->method_name : "";
 }
 
-int rpc_call_get_metadata(const rpc_call *call, const char *key, const char **ret,
-			  size_t *ret_len)
+int rpc_call_get_metadata(const rpc_call *call, const char *key, const char **ret, size_t *ret_len)
 {
 	size_t klen = strlen(key);
 	const grpc_metadata *found = NULL;
@@ -945,7 +968,7 @@ bool rpc_call_peer_authenticated(const rpc_call *call)
 }
 
 int rpc_call_get_peer_property(const rpc_call *call, const char *name, size_t index,
-			       const char **ret, size_t *ret_len)
+                               const char **ret, size_t *ret_len)
 {
 	grpc_auth_property_iterator it;
 	const grpc_auth_property *p;

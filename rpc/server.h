@@ -28,12 +28,12 @@
 #include "util/err.h"
 #include "util/mem.h"
 
-#define RPC_DEFAULT_WORKERS 2
+#define RPC_DEFAULT_WORKERS         2
 #define RPC_DEFAULT_HANDLER_THREADS 4
-#define RPC_MAX_WORKERS 64
-#define RPC_DEFAULT_MAX_QUEUED 256
-#define RPC_MAX_QUEUED_LIMIT 65536
-#define RPC_MAX_METHODS 128
+#define RPC_MAX_WORKERS             64
+#define RPC_DEFAULT_MAX_QUEUED      256
+#define RPC_MAX_QUEUED_LIMIT        65536
+#define RPC_MAX_METHODS             128
 /* Grace period used by rpc_server_free for a server still running. */
 #define RPC_DEFAULT_GRACE_MS 5000
 
@@ -51,8 +51,8 @@ typedef struct rpc_call rpc_call;
  * Failure: set st (rpc_status_set / rpc_status_from_err) and return a
  * negative SIGIL_E_* code, or just return the code and let the server map it
  * with rpc_status_from_err.  *resp is ignored (and freed) on failure. */
-typedef int (*rpc_handler_fn)(void *ctx, const rpc_call *call, const uint8_t *req,
-			      size_t req_len, uint8_t **resp, size_t *resp_len, rpc_status *st);
+typedef int (*rpc_handler_fn)(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
+                              uint8_t **resp, size_t *resp_len, rpc_status *st);
 
 typedef struct rpc_method {
 	const char *path; /* "/package.Service/Method" */
@@ -93,7 +93,7 @@ int rpc_server_listen_unix(rpc_server *srv, const char *path, sigil_err *err) SI
  * not NULL); plaintext if tls is NULL.  SO_REUSEPORT is off, so a port that
  * another server holds is an error instead of a silently shared port. */
 int rpc_server_listen_tcp(rpc_server *srv, const char *addr, const rpc_tls_server_config *tls,
-			  int *ret_port, sigil_err *err) SIGIL_WUR;
+                          int *ret_port, sigil_err *err) SIGIL_WUR;
 
 /* Starts serving; needs at least one listener. */
 int rpc_server_start(rpc_server *srv, sigil_err *err) SIGIL_WUR;
@@ -123,7 +123,7 @@ const char *rpc_call_method(const rpc_call *call);
  * SIGIL_E_NOTFOUND, or SIGIL_E_INVALID when the key is present more than
  * once (ambiguous credentials are refused rather than guessed). */
 int rpc_call_get_metadata(const rpc_call *call, const char *key, const char **ret,
-			  size_t *ret_len) SIGIL_WUR;
+                          size_t *ret_len) SIGIL_WUR;
 /* True if the transport authenticated the peer (TLS with a verified client
  * certificate). */
 bool rpc_call_peer_authenticated(const rpc_call *call);
@@ -131,7 +131,7 @@ bool rpc_call_peer_authenticated(const rpc_call *call);
  * "x509_subject_alternative_name" (one value per SAN), "x509_common_name",
  * "transport_security_type".  Returns 0 or SIGIL_E_NOTFOUND. */
 int rpc_call_get_peer_property(const rpc_call *call, const char *name, size_t index,
-			       const char **ret, size_t *ret_len) SIGIL_WUR;
+                               const char **ret, size_t *ret_len) SIGIL_WUR;
 /* The peer address as gRPC reports it ("unix:...", "ipv4:1.2.3.4:5678"). */
 const char *rpc_call_peer(const rpc_call *call);
 /* Milliseconds until the client's deadline (0 if passed), INT64_MAX if none. */

@@ -1,51 +1,88 @@
 #!/usr/bin/env bash
-# Runs the demo against an existing build dir: a CA in a state dir, a TLS
-# volume in every format, and what each holds.
+# Runs the demo against an existing build dir: starts sigil-ca and sigil-csi
+# as separate processes, mints real volumes through the CSI socket exactly
+# as the kubelet would (sigilctl publish), and shows what each holds.
 set -euo pipefail
 BUILD=${1:?usage: demo-run.sh BUILD_DIR}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${SIGIL_DEMO_OUT:-$ROOT/demo-out}
 CTL="$BUILD/sigilctl"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
 
 rm -rf "$OUT"
-mkdir -p "$OUT"
-STATE="$OUT/state"
-VOL="$OUT/volumes"
-
+mkdir -p "$OUT"/{pods,classes,secrets}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-step "Create the CA of class 'tls' in $STATE"
-"$CTL" ca init --state-dir "$STATE" --class tls --ca-key-algorithm ecdsa-p256 --ca-lifetime 365d
+step "Standalone: sigil-csi with only --endpoint, --node-id and --state-dir (embedded CA, class 'tls')"
+"$BUILD/sigil-csi" --endpoint "unix://$OUT/standalone.sock" --node-id node-1 --state-dir "$OUT/standalone-state" \
+  2>"$OUT/standalone.log" & PIDS+=($!)
+for _ in $(seq 50); do [ -S "$OUT/standalone.sock" ] && break; sleep 0.1; done
+"$CTL" info --endpoint "$OUT/standalone.sock"
+"$CTL" publish --endpoint "$OUT/standalone.sock" --volume-id demo-standalone --target "$OUT/pods/standalone" \
+  --pod web-0 --namespace default --attr class=tls --attr scope=node,pod,service=web
+"$CTL" inspect "$OUT/pods/standalone"
 
-NAMES=(--cn web-0 --dns web-0.web.default.svc.cluster.local --dns web.default.svc.cluster.local --ip 10.244.1.7)
+step "In-cluster layout: sigil-ca holds every CA key, sigil-csi only sends CSRs"
+cat > "$OUT/classes/tls.yaml" <<'YAML'
+apiVersion: secrets.sigil.dev/v1alpha1
+kind: SecretClass
+metadata: {name: tls}
+spec:
+  backend:
+    autoTls:
+      ca: {autoGenerate: true, caCertificateLifetime: 365d}
+      maxCertificateLifetime: 15d
+YAML
+TOKEN=$(openssl rand -hex 24)
+printf '%s node-1\n' "$TOKEN" > "$OUT/tokens"; chmod 600 "$OUT/tokens"
+echo "$TOKEN" > "$OUT/node.token"; chmod 600 "$OUT/node.token"
+PORT=$(free_port)
+"$BUILD/sigil-ca" --listen "127.0.0.1:$PORT" --state-dir "$OUT/ca-state" --classes-dir "$OUT/classes" \
+  --secrets-dir "$OUT/secrets" --tokens-file "$OUT/tokens" 2>"$OUT/sigil-ca.log" & PIDS+=($!)
+for _ in $(seq 50); do [ -s "$OUT/ca-state/issuer-ca.crt" ] && break; sleep 0.1; done
+sleep 0.3
+"$BUILD/sigil-csi" --endpoint "unix://$OUT/csi.sock" --node-id node-1 --state-dir "$OUT/node-state" \
+  --ca-endpoint "127.0.0.1:$PORT" --ca-bundle "$OUT/ca-state/issuer-ca.crt" --token-file "$OUT/node.token" \
+  2>"$OUT/sigil-csi.log" & PIDS+=($!)
+for _ in $(seq 50); do [ -S "$OUT/csi.sock" ] && break; sleep 0.1; done
+echo "sigil-ca on 127.0.0.1:$PORT (TLS, bearer tokens); sigil-csi on $OUT/csi.sock"
+"$CTL" info --endpoint "$OUT/csi.sock"
 
-step "Mint a tls-pem volume (ECDSA P-256 key made on the node)"
-"$CTL" mint --state-dir "$STATE" --out "$VOL/pem" --format tls-pem --key-algorithm ecdsa-p256 "${NAMES[@]}" --lifetime 24h
-"$CTL" inspect "$VOL/pem"
-echo; echo "openssl verify: $(openssl verify -CAfile "$VOL/pem/ca.crt" "$VOL/pem/tls.crt")"
+pub() { local vid=$1; shift; local a=(); for x in "$@"; do a+=(--attr "$x"); done
+  "$CTL" publish --endpoint "$OUT/csi.sock" --volume-id "$vid" --target "$OUT/pods/$vid" --pod web-0 --namespace default "${a[@]}"; }
 
-step "Mint a tls-pkcs12 volume (RSA-2048, modern PBES2/AES-256/SHA-256, password 'changeit')"
-"$CTL" mint --state-dir "$STATE" --out "$VOL/pkcs12" --format tls-pkcs12 --key-algorithm rsa-2048 "${NAMES[@]}" --password changeit
-"$CTL" inspect "$VOL/pkcs12" --password changeit
-echo; keytool -list -storetype PKCS12 -keystore "$VOL/pkcs12/truststore.p12" -storepass changeit | sed -n '1,20p'
+step "tls-pem, ECDSA P-256 key made on the node"
+pub pem class=tls scope=node,pod,service=web format=tls-pem
+"$CTL" inspect "$OUT/pods/pem"
+echo; echo "openssl verify: $(openssl verify -CAfile "$OUT/pods/pem/ca.crt" "$OUT/pods/pem/tls.crt")"
 
-step "Mint a tls-pkcs12 volume with the legacy profile (SHA1/3DES for old Java)"
-"$CTL" mint --state-dir "$STATE" --out "$VOL/pkcs12-legacy" --format tls-pkcs12 --pkcs12-legacy --key-algorithm ecdsa-p384 "${NAMES[@]}" --password changeit
-openssl pkcs12 -in "$VOL/pkcs12-legacy/keystore.p12" -info -noout -passin pass:changeit -legacy 2>&1 | sed 's/^/  /'
+step "tls-pkcs12, RSA-2048 from the node's key pool, password 'changeit'"
+pub p12 class=tls scope=node,service=web format=tls-pkcs12 key-algorithm=rsa-2048 format.compatibility.tls-pkcs12.password=changeit
+"$CTL" inspect "$OUT/pods/p12" --password changeit
+echo; keytool -list -storetype PKCS12 -keystore "$OUT/pods/p12/truststore.p12" -storepass changeit | sed -n '1,12p'
 
-step "Mint a tls-jks volume (Ed25519 key, password 'changeit')"
-"$CTL" mint --state-dir "$STATE" --out "$VOL/jks" --format tls-jks --key-algorithm ed25519 "${NAMES[@]}" --password changeit
-"$CTL" inspect "$VOL/jks" --password changeit
-echo; keytool -list -storetype JKS -keystore "$VOL/jks/keystore.jks" -storepass changeit 2>/dev/null | sed -n '1,20p'
+step "tls-jks with an Ed25519 key (Stackable attribute prefix)"
+"$CTL" publish --endpoint "$OUT/csi.sock" --volume-id jks --target "$OUT/pods/jks" --pod web-0 --namespace default \
+  --attr secrets.stackable.tech/class=tls --attr secrets.stackable.tech/format=tls-jks \
+  --attr secrets.stackable.tech/scope=node --attr secrets.stackable.tech/format.compatibility.tls-pkcs12.password=changeit \
+  --attr secrets.sigil.dev/key-algorithm=ed25519
+"$CTL" inspect "$OUT/pods/jks" --password changeit
+echo; keytool -list -storetype JKS -keystore "$OUT/pods/jks/keystore.jks" -storepass changeit 2>/dev/null | sed -n '1,12p'
 
 step "provision-parts=public: only the trust bundle"
-"$CTL" mint --state-dir "$STATE" --out "$VOL/public" --format tls-pem --public-only
-ls -l "$VOL/public"
+pub public class=tls provision-parts=public
+ls -l "$OUT/pods/public/"
 
-step "Rotate the CA: the bundle now holds both generations"
-"$CTL" ca rotate --state-dir "$STATE" --class tls
-"$CTL" mint --state-dir "$STATE" --out "$VOL/after-rotation" --format tls-pem "${NAMES[@]}"
-echo "ca.crt holds $(grep -c 'BEGIN CERTIFICATE' "$VOL/after-rotation/ca.crt") CA certificate(s)"
-echo "openssl verify: $(openssl verify -CAfile "$VOL/after-rotation/ca.crt" "$VOL/after-rotation/tls.crt")"
+step "What the kubelet sees on a bad request: INVALID_ARGUMENT naming the attribute"
+pub bad class=tls format=pfx || true
 
-step "Done: everything is under $OUT"
+step "Unpublish"
+"$CTL" unpublish --endpoint "$OUT/csi.sock" --volume-id pem --target "$OUT/pods/pem"
+
+step "Done: everything is under $OUT (logs: sigil-ca.log, sigil-csi.log)"

@@ -25,7 +25,7 @@ struct identity {
 /* Unpacks the (empty) request so that garbage is refused like a real
  * plugin would. */
 static int request_check(const ProtobufCMessageDescriptor *d, const uint8_t *req, size_t len,
-			 rpc_status *st)
+                         rpc_status *st)
 {
 	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, req);
 
@@ -50,11 +50,12 @@ static int pack(const ProtobufCMessage *m, uint8_t **resp, size_t *resp_len)
 }
 
 static int h_get_plugin_info(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
-			     uint8_t **resp, size_t *resp_len, rpc_status *st)
+                             uint8_t **resp, size_t *resp_len, rpc_status *st)
 {
 	const struct identity *id = ctx;
 	Csi__V1__GetPluginInfoResponse out = CSI__V1__GET_PLUGIN_INFO_RESPONSE__INIT;
-	Csi__V1__GetPluginInfoResponse__ManifestEntry e = CSI__V1__GET_PLUGIN_INFO_RESPONSE__MANIFEST_ENTRY__INIT;
+	Csi__V1__GetPluginInfoResponse__ManifestEntry e =
+	    CSI__V1__GET_PLUGIN_INFO_RESPONSE__MANIFEST_ENTRY__INIT;
 	Csi__V1__GetPluginInfoResponse__ManifestEntry *entries[1] = {&e};
 	int r = request_check(&csi__v1__get_plugin_info_request__descriptor, req, req_len, st);
 
@@ -70,15 +71,16 @@ static int h_get_plugin_info(void *ctx, const rpc_call *call, const uint8_t *req
 }
 
 static int h_get_plugin_capabilities(void *ctx, const rpc_call *call, const uint8_t *req,
-				     size_t req_len, uint8_t **resp, size_t *resp_len,
-				     rpc_status *st)
+                                     size_t req_len, uint8_t **resp, size_t *resp_len,
+                                     rpc_status *st)
 {
-	Csi__V1__GetPluginCapabilitiesResponse out = CSI__V1__GET_PLUGIN_CAPABILITIES_RESPONSE__INIT;
+	Csi__V1__GetPluginCapabilitiesResponse out =
+	    CSI__V1__GET_PLUGIN_CAPABILITIES_RESPONSE__INIT;
 	Csi__V1__PluginCapability cap = CSI__V1__PLUGIN_CAPABILITY__INIT;
 	Csi__V1__PluginCapability__Service svc = CSI__V1__PLUGIN_CAPABILITY__SERVICE__INIT;
 	Csi__V1__PluginCapability *caps[1] = {&cap};
-	int r = request_check(&csi__v1__get_plugin_capabilities_request__descriptor, req, req_len,
-			      st);
+	int r =
+	    request_check(&csi__v1__get_plugin_capabilities_request__descriptor, req, req_len, st);
 
 	if (r < 0)
 		return r;
@@ -91,7 +93,7 @@ static int h_get_plugin_capabilities(void *ctx, const rpc_call *call, const uint
 }
 
 static int h_probe(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
-		   uint8_t **resp, size_t *resp_len, rpc_status *st)
+                   uint8_t **resp, size_t *resp_len, rpc_status *st)
 {
 	Csi__V1__ProbeResponse out = CSI__V1__PROBE_RESPONSE__INIT;
 	Google__Protobuf__BoolValue ready = GOOGLE__PROTOBUF__BOOL_VALUE__INIT;
@@ -107,7 +109,7 @@ static int h_probe(void *ctx, const rpc_call *call, const uint8_t *req, size_t r
 static void usage(void)
 {
 	fprintf(stderr, "usage: rpc_echo_server --endpoint unix:PATH [--name NAME] "
-			"[--workers N]\n");
+	                "[--workers N]\n");
 }
 
 int main(int argc, char **argv)
@@ -135,7 +137,7 @@ int main(int argc, char **argv)
 
 			if (sigil_parse_int64(argv[++i], 1, RPC_MAX_WORKERS, &v) < 0) {
 				fprintf(stderr, "rpc_echo_server: --workers must be 1..%d\n",
-					RPC_MAX_WORKERS);
+				        RPC_MAX_WORKERS);
 				return 2;
 			}
 			workers = (unsigned)v;
@@ -150,14 +152,14 @@ int main(int argc, char **argv)
 	}
 
 	const rpc_method methods[] = {
-		{"/csi.v1.Identity/GetPluginInfo", h_get_plugin_info, &id},
-		{"/csi.v1.Identity/GetPluginCapabilities", h_get_plugin_capabilities, &id},
-		{"/csi.v1.Identity/Probe", h_probe, &id},
+	    {"/csi.v1.Identity/GetPluginInfo", h_get_plugin_info, &id},
+	    {"/csi.v1.Identity/GetPluginCapabilities", h_get_plugin_capabilities, &id},
+	    {"/csi.v1.Identity/Probe", h_probe, &id},
 	};
 	rpc_server_config cfg = {
-		.methods = methods,
-		.n_methods = SIGIL_ARRAY_SIZE(methods),
-		.workers = workers,
+	    .methods = methods,
+	    .n_methods = SIGIL_ARRAY_SIZE(methods),
+	    .workers = workers,
 	};
 	if (rpc_server_new(&cfg, &srv, &err) < 0 ||
 	    rpc_server_listen_unix(srv, endpoint + 5, &err) < 0 ||

@@ -95,7 +95,7 @@ static void copy_bounded(char *dst, size_t dstsz, const char *src, size_t len)
 }
 
 static int h_echo(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
-		  uint8_t **resp, size_t *resp_len, rpc_status *st)
+                  uint8_t **resp, size_t *resp_len, rpc_status *st)
 {
 	struct test_ctx *t = ctx;
 	const char *v;
@@ -107,8 +107,8 @@ static int h_echo(void *ctx, const rpc_call *call, const uint8_t *req, size_t re
 	t->peer_auth = rpc_call_peer_authenticated(call);
 	t->sans[0] = '\0';
 	t->san_rc = SIGIL_E_NOTFOUND;
-	for (size_t i = 0; rpc_call_get_peer_property(call, "x509_subject_alternative_name", i, &v,
-						      &vlen) == 0;
+	for (size_t i = 0;
+	     rpc_call_get_peer_property(call, "x509_subject_alternative_name", i, &v, &vlen) == 0;
 	     i++) {
 		size_t cur = strlen(t->sans);
 		t->san_rc = 0;
@@ -119,14 +119,14 @@ static int h_echo(void *ctx, const rpc_call *call, const uint8_t *req, size_t re
 		}
 	}
 	copy_bounded(t->method, sizeof(t->method), rpc_call_method(call),
-		     strlen(rpc_call_method(call)));
+	             strlen(rpc_call_method(call)));
 	t->remaining_ms = rpc_call_remaining_ms(call);
 	*resp = prefixed("echo:", req, req_len, resp_len);
 	return 0;
 }
 
 static int h_fail(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
-		  uint8_t **resp, size_t *resp_len, rpc_status *st)
+                  uint8_t **resp, size_t *resp_len, rpc_status *st)
 {
 	/* A response set on failure must be dropped, not sent. */
 	*resp = prefixed("nope", req, req_len, resp_len);
@@ -135,13 +135,13 @@ static int h_fail(void *ctx, const rpc_call *call, const uint8_t *req, size_t re
 }
 
 static int h_errcode(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
-		     uint8_t **resp, size_t *resp_len, rpc_status *st)
+                     uint8_t **resp, size_t *resp_len, rpc_status *st)
 {
 	return SIGIL_E_NOTFOUND;
 }
 
 static int h_empty(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
-		   uint8_t **resp, size_t *resp_len, rpc_status *st)
+                   uint8_t **resp, size_t *resp_len, rpc_status *st)
 {
 	if (req_len != 0)
 		return rpc_status_set(st, RPC_INVALID_ARGUMENT, "expected empty request"), -1;
@@ -151,7 +151,7 @@ static int h_empty(void *ctx, const rpc_call *call, const uint8_t *req, size_t r
 }
 
 static int h_big(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
-		 uint8_t **resp, size_t *resp_len, rpc_status *st)
+                 uint8_t **resp, size_t *resp_len, rpc_status *st)
 {
 	*resp = calloc(1, 8192);
 	assert_non_null(*resp);
@@ -160,7 +160,7 @@ static int h_big(void *ctx, const rpc_call *call, const uint8_t *req, size_t req
 }
 
 static int h_slow(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
-		  uint8_t **resp, size_t *resp_len, rpc_status *st)
+                  uint8_t **resp, size_t *resp_len, rpc_status *st)
 {
 	struct test_ctx *t = ctx;
 
@@ -172,7 +172,7 @@ static int h_slow(void *ctx, const rpc_call *call, const uint8_t *req, size_t re
 }
 
 static int h_dupmd(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
-		   uint8_t **resp, size_t *resp_len, rpc_status *st)
+                   uint8_t **resp, size_t *resp_len, rpc_status *st)
 {
 	const char *v;
 	size_t vlen;
@@ -185,13 +185,10 @@ static int h_dupmd(void *ctx, const rpc_call *call, const uint8_t *req, size_t r
 }
 
 static const rpc_method g_methods[] = {
-	{"/sigil.test.Echo/Echo", h_echo, &g_ctx},
-	{"/sigil.test.Echo/Fail", h_fail, &g_ctx},
-	{"/sigil.test.Echo/ErrCode", h_errcode, &g_ctx},
-	{"/sigil.test.Echo/Empty", h_empty, &g_ctx},
-	{"/sigil.test.Echo/Big", h_big, &g_ctx},
-	{"/sigil.test.Echo/Slow", h_slow, &g_ctx},
-	{"/sigil.test.Echo/DupMd", h_dupmd, &g_ctx},
+    {"/sigil.test.Echo/Echo", h_echo, &g_ctx},       {"/sigil.test.Echo/Fail", h_fail, &g_ctx},
+    {"/sigil.test.Echo/ErrCode", h_errcode, &g_ctx}, {"/sigil.test.Echo/Empty", h_empty, &g_ctx},
+    {"/sigil.test.Echo/Big", h_big, &g_ctx},         {"/sigil.test.Echo/Slow", h_slow, &g_ctx},
+    {"/sigil.test.Echo/DupMd", h_dupmd, &g_ctx},
 };
 
 /* ---- fixtures ----------------------------------------------------------- */
@@ -228,7 +225,7 @@ static rpc_server *server_new_ex(rpc_server_config cfg)
 static rpc_server *server_new_cfg(unsigned workers, size_t max_recv, size_t max_send)
 {
 	return server_new_ex((rpc_server_config){
-		.workers = workers, .max_recv_bytes = max_recv, .max_send_bytes = max_send});
+	    .workers = workers, .max_recv_bytes = max_recv, .max_send_bytes = max_send});
 }
 
 static rpc_server *unix_server_ex(const char *path, rpc_server_config cfg)
@@ -242,8 +239,7 @@ static rpc_server *unix_server_ex(const char *path, rpc_server_config cfg)
 	return srv;
 }
 
-static rpc_server *unix_server(const char *path, unsigned workers, size_t max_recv,
-			       size_t max_send)
+static rpc_server *unix_server(const char *path, unsigned workers, size_t max_recv, size_t max_send)
 {
 	rpc_server *srv = server_new_cfg(workers, max_recv, max_send);
 	sigil_err err = {0};
@@ -268,7 +264,7 @@ static rpc_client *unix_client(const char *path)
 
 /* Calls method with a string request; returns the status code. */
 static int call_str(rpc_client *c, const char *method, const char *req, const rpc_metadata *md,
-		    size_t n_md, rpc_status *st, char *out, size_t outsz)
+                    size_t n_md, rpc_status *st, char *out, size_t outsz)
 {
 	uint8_t *resp = NULL;
 	size_t resp_len = 0;
@@ -276,7 +272,7 @@ static int call_str(rpc_client *c, const char *method, const char *req, const rp
 	int r;
 
 	r = rpc_client_call(c, method, (const uint8_t *)req, req ? strlen(req) : 0, md, n_md,
-			    CALL_TIMEOUT_MS, st, &resp, &resp_len, &err);
+	                    CALL_TIMEOUT_MS, st, &resp, &resp_len, &err);
 	if (r != 0)
 		fail_msg("rpc_client_call: %s", err.msg);
 	if (out) {
@@ -311,8 +307,8 @@ static void test_echo_success(void **state)
 	rpc_status st;
 	char out[128];
 
-	assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "hello", md, 1, &st, out, sizeof(out)),
-			 RPC_OK);
+	assert_int_equal(
+	    call_str(c, "/sigil.test.Echo/Echo", "hello", md, 1, &st, out, sizeof(out)), RPC_OK);
 	assert_string_equal(out, "echo:hello");
 	assert_int_equal(g_ctx.auth_rc, 0);
 	assert_string_equal(g_ctx.auth, "Bearer abc.def");
@@ -324,7 +320,7 @@ static void test_echo_success(void **state)
 
 	/* No metadata: the handler sees NOTFOUND. */
 	assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "x", NULL, 0, &st, out, sizeof(out)),
-			 RPC_OK);
+	                 RPC_OK);
 	assert_int_equal(g_ctx.auth_rc, SIGIL_E_NOTFOUND);
 }
 
@@ -339,8 +335,8 @@ static void test_empty_messages(void **state)
 	sigil_err err;
 
 	assert_int_equal(rpc_client_call(c, "/sigil.test.Echo/Empty", NULL, 0, NULL, 0,
-					 CALL_TIMEOUT_MS, &st, &resp, &resp_len, &err),
-			 0);
+	                                 CALL_TIMEOUT_MS, &st, &resp, &resp_len, &err),
+	                 0);
 	assert_int_equal(st.code, RPC_OK);
 	assert_null(resp);
 	assert_int_equal(resp_len, 0);
@@ -354,12 +350,12 @@ static void test_handler_error_propagated(void **state)
 	rpc_status st;
 
 	assert_int_equal(call_str(c, "/sigil.test.Echo/Fail", "x", NULL, 0, &st, NULL, 0),
-			 RPC_FAILED_PRECONDITION);
+	                 RPC_FAILED_PRECONDITION);
 	assert_string_equal(st.msg, "volume vol-1 is not staged");
 
 	/* A bare sigil code is mapped as util/err.h documents. */
 	assert_int_equal(call_str(c, "/sigil.test.Echo/ErrCode", "x", NULL, 0, &st, NULL, 0),
-			 RPC_NOT_FOUND);
+	                 RPC_NOT_FOUND);
 	assert_string_equal(st.msg, "not found");
 }
 
@@ -374,8 +370,9 @@ static void test_unknown_method_unimplemented_fast(void **state)
 	/* Several in a row: the catch-all must be re-armed each time. */
 	for (int i = 0; i < 5; i++) {
 		t0 = now_ms();
-		assert_int_equal(call_str(c, "/csi.v1.Node/NoSuchMethod", "x", NULL, 0, &st, NULL, 0),
-				 RPC_UNIMPLEMENTED);
+		assert_int_equal(
+		    call_str(c, "/csi.v1.Node/NoSuchMethod", "x", NULL, 0, &st, NULL, 0),
+		    RPC_UNIMPLEMENTED);
 		/* Far below the 10 s deadline: answered, not timed out. */
 		assert_true(now_ms() - t0 < 2000);
 		assert_non_null(strstr(st.msg, "/csi.v1.Node/NoSuchMethod"));
@@ -395,13 +392,13 @@ static void test_oversized_request_and_response(void **state)
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", big, NULL, 0, &st, NULL, 0),
-			 RPC_RESOURCE_EXHAUSTED);
+	                 RPC_RESOURCE_EXHAUSTED);
 	/* Exactly at the limit is fine ("echo:" is added by the handler). */
 	big[1024] = '\0';
 	assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", big, NULL, 0, &st, NULL, 0), RPC_OK);
 	/* A handler answering more than max_send is refused too. */
 	assert_int_equal(call_str(c, "/sigil.test.Echo/Big", "x", NULL, 0, &st, NULL, 0),
-			 RPC_RESOURCE_EXHAUSTED);
+	                 RPC_RESOURCE_EXHAUSTED);
 	/* The server survives both. */
 	assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "y", NULL, 0, &st, NULL, 0), RPC_OK);
 	wait_live_zero(srv);
@@ -417,7 +414,7 @@ static void test_duplicate_metadata_refused(void **state)
 
 	assert_int_equal(call_str(c, "/sigil.test.Echo/DupMd", "", two, 1, &st, NULL, 0), RPC_OK);
 	assert_int_equal(call_str(c, "/sigil.test.Echo/DupMd", "", two, 2, &st, NULL, 0),
-			 RPC_UNAUTHENTICATED);
+	                 RPC_UNAUTHENTICATED);
 }
 
 /* ---- unix socket handling ------------------------------------------------- */
@@ -465,7 +462,7 @@ static void test_stale_socket_replaced(void **state)
 		_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 
 		assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "z", NULL, 0, &st, NULL, 0),
-				 RPC_OK);
+		                 RPC_OK);
 	}
 }
 
@@ -498,7 +495,7 @@ static void test_live_socket_refused(void **state)
 
 		assert_int_equal(rpc_server_listen_unix(b, p2, &err), SIGIL_E_EXISTS);
 		assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "a", NULL, 0, &st, NULL, 0),
-				 RPC_OK);
+		                 RPC_OK);
 	}
 }
 
@@ -572,7 +569,7 @@ static void test_bad_arguments(void **state)
 	assert_int_equal(rpc_server_listen_unix(srv, "", &err), SIGIL_E_INVALID);
 	assert_int_equal(rpc_server_listen_tcp(srv, "unix:/x", NULL, NULL, &err), SIGIL_E_INVALID);
 	assert_int_equal(rpc_server_listen_unix(srv, "/nonexistent-dir/x/csi.sock", &err),
-			 SIGIL_E_IO);
+	                 SIGIL_E_IO);
 	assert_int_equal(rpc_server_listen_unix(srv, tpath("csi.sock"), &err), 0);
 	assert_int_equal(rpc_server_start(srv, &err), 0);
 	assert_int_equal(rpc_server_listen_unix(srv, tpath("late.sock"), &err), SIGIL_E_PRECOND);
@@ -607,25 +604,28 @@ static void test_client_bad_arguments(void **state)
 	assert_null(c2);
 
 	assert_int_equal(rpc_client_call(c, "bad", NULL, 0, NULL, 0, 1000, &st, &resp, &len, &err),
-			 SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
 	assert_int_equal(rpc_client_call(c, "/a.B/C", NULL, 0, NULL, 0, 0, &st, &resp, &len, &err),
-			 SIGIL_E_INVALID);
-	assert_int_equal(rpc_client_call(c, "/a.B/C", NULL, 0, upper, 1, 1000, &st, &resp, &len,
-					 &err),
-			 SIGIL_E_INVALID);
-	assert_int_equal(rpc_client_call(c, "/a.B/C", NULL, 0, ctl, 1, 1000, &st, &resp, &len, &err),
-			 SIGIL_E_INVALID);
-	assert_int_equal(rpc_client_call(c, "/a.B/C", NULL, 0, bin, 1, 1000, &st, &resp, &len, &err),
-			 SIGIL_E_INVALID);
-	assert_int_equal(rpc_client_call(c, "/a.B/C", NULL, 5, NULL, 0, 1000, &st, &resp, &len, &err),
-			 SIGIL_E_LIMIT);
+	                 SIGIL_E_INVALID);
+	assert_int_equal(
+	    rpc_client_call(c, "/a.B/C", NULL, 0, upper, 1, 1000, &st, &resp, &len, &err),
+	    SIGIL_E_INVALID);
+	assert_int_equal(
+	    rpc_client_call(c, "/a.B/C", NULL, 0, ctl, 1, 1000, &st, &resp, &len, &err),
+	    SIGIL_E_INVALID);
+	assert_int_equal(
+	    rpc_client_call(c, "/a.B/C", NULL, 0, bin, 1, 1000, &st, &resp, &len, &err),
+	    SIGIL_E_INVALID);
+	assert_int_equal(
+	    rpc_client_call(c, "/a.B/C", NULL, 5, NULL, 0, 1000, &st, &resp, &len, &err),
+	    SIGIL_E_LIMIT);
 	/* Out-parameters untouched on failure. */
 	assert_int_equal(st.code, 77);
 
 	/* Nobody listening: a status, quickly, not an error. */
 	int64_t t0 = now_ms();
-	assert_int_equal(rpc_client_call(c, "/a.B/C", NULL, 0, NULL, 0, 5000, &st, &resp, &len, &err),
-			 0);
+	assert_int_equal(
+	    rpc_client_call(c, "/a.B/C", NULL, 0, NULL, 0, 5000, &st, &resp, &len, &err), 0);
 	assert_int_equal(st.code, RPC_UNAVAILABLE);
 	assert_true(now_ms() - t0 < 4000);
 }
@@ -649,7 +649,7 @@ static void *bg_call_main(void *arg)
 	sigil_err err;
 
 	if (rpc_client_call(b->c, b->method, (const uint8_t *)b->req, strlen(b->req), NULL, 0,
-			    CALL_TIMEOUT_MS, &b->st, &resp, &len, &err) != 0)
+	                    CALL_TIMEOUT_MS, &b->st, &resp, &len, &err) != 0)
 		b->st.code = -1;
 	copy_bounded(b->out, sizeof(b->out), (const char *)resp, len);
 	free(resp);
@@ -671,7 +671,7 @@ static void test_workers_run_concurrently(void **state)
 {
 	const char *path = tpath("csi.sock");
 	_cleanup_(rpc_server_freep) rpc_server *srv =
-		unix_server_ex(path, (rpc_server_config){.workers = 2, .handler_threads = 4});
+	    unix_server_ex(path, (rpc_server_config){.workers = 2, .handler_threads = 4});
 	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 	struct bg_call calls[8];
 	pthread_t th[8];
@@ -699,7 +699,7 @@ static void test_slow_handler_does_not_block_others(void **state)
 	/* One queue and two handler threads: the fast call must not wait for
 	 * the slow one even though both were matched on the same queue. */
 	_cleanup_(rpc_server_freep) rpc_server *srv =
-		unix_server_ex(path, (rpc_server_config){.workers = 1, .handler_threads = 2});
+	    unix_server_ex(path, (rpc_server_config){.workers = 1, .handler_threads = 2});
 	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 	struct bg_call slow = {.c = c, .method = "/sigil.test.Echo/Slow", .req = "s"};
 	pthread_t th;
@@ -711,8 +711,8 @@ static void test_slow_handler_does_not_block_others(void **state)
 	wait_entered(1);
 	t0 = now_ms();
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "fast", NULL, 0, &st, NULL, 0),
-				 RPC_OK);
+		assert_int_equal(
+		    call_str(c, "/sigil.test.Echo/Echo", "fast", NULL, 0, &st, NULL, 0), RPC_OK);
 	assert_true(now_ms() - t0 < 700);
 	assert_int_equal(atomic_load(&g_ctx.finished), 0);
 	pthread_join(th, NULL);
@@ -723,7 +723,7 @@ static void test_queue_full_refused(void **state)
 {
 	const char *path = tpath("csi.sock");
 	_cleanup_(rpc_server_freep) rpc_server *srv = unix_server_ex(
-		path, (rpc_server_config){.workers = 1, .handler_threads = 1, .max_queued = 1});
+	    path, (rpc_server_config){.workers = 1, .handler_threads = 1, .max_queued = 1});
 	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 	struct bg_call a = {.c = c, .method = "/sigil.test.Echo/Slow", .req = "a"};
 	struct bg_call b = {.c = c, .method = "/sigil.test.Echo/Slow", .req = "b"};
@@ -739,13 +739,43 @@ static void test_queue_full_refused(void **state)
 		usleep(1000);
 	/* ... so a third call finds the queue full. */
 	assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "c", NULL, 0, &st, NULL, 0),
-			 RPC_RESOURCE_EXHAUSTED);
+	                 RPC_RESOURCE_EXHAUSTED);
 	assert_non_null(strstr(st.msg, "server busy"));
 	pthread_join(ta, NULL);
 	pthread_join(tb, NULL);
 	assert_int_equal(a.st.code, RPC_OK);
 	assert_int_equal(b.st.code, RPC_OK);
 	assert_string_equal(b.out, "slow:b");
+}
+
+static void test_expired_queued_call_skipped(void **state)
+{
+	const char *path = tpath("csi.sock");
+	_cleanup_(rpc_server_freep) rpc_server *srv =
+	    unix_server_ex(path, (rpc_server_config){.workers = 1, .handler_threads = 1});
+	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
+	struct bg_call slow = {.c = c, .method = "/sigil.test.Echo/Slow", .req = "s"};
+	uint8_t *resp = NULL;
+	size_t len = 0;
+	rpc_status st;
+	sigil_err err;
+	pthread_t th;
+
+	g_ctx.sleep_ms = 800;
+	assert_int_equal(pthread_create(&th, NULL, bg_call_main, &slow), 0);
+	wait_entered(1);
+	g_ctx.method[0] = '\0';
+	/* Queued behind the slow call; its 200 ms run out before a handler
+	 * thread is free. */
+	assert_int_equal(rpc_client_call(c, "/sigil.test.Echo/Echo", (const uint8_t *)"e", 1, NULL,
+	                                 0, 200, &st, &resp, &len, &err),
+	                 0);
+	assert_int_equal(st.code, RPC_DEADLINE_EXCEEDED);
+	pthread_join(th, NULL);
+	assert_int_equal(slow.st.code, RPC_OK);
+	wait_live_zero(srv);
+	/* The echo handler never ran for the expired call. */
+	assert_string_equal(g_ctx.method, "");
 }
 
 static void test_shutdown_completes_inflight(void **state)
@@ -774,14 +804,14 @@ static void test_shutdown_completes_inflight(void **state)
 		pthread_join(th[i], NULL);
 		if (calls[i].st.code != RPC_OK)
 			fail_msg("in-flight call %d: %s: %s", i, rpc_code_name(calls[i].st.code),
-				 calls[i].st.msg);
+			         calls[i].st.msg);
 		assert_string_equal(calls[i].out, "slow:q");
 		assert_true(calls[i].t_done - t_shut < 1000);
 	}
 	/* The socket is gone and new calls fail. */
 	assert_int_equal(access(path, F_OK), -1);
 	assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "late", NULL, 0, &st, NULL, 0),
-			 RPC_UNAVAILABLE);
+	                 RPC_UNAVAILABLE);
 	rpc_server_shutdown(srv, 0); /* idempotent */
 	rpc_server_free(srv);
 }
@@ -819,7 +849,7 @@ static void test_shutdown_drain_refuses_new_calls(void **state)
 	/* Draining: a new call is refused at once, with a retryable code. */
 	t0 = now_ms();
 	assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "new", NULL, 0, &st, NULL, 0),
-			 RPC_UNAVAILABLE);
+	                 RPC_UNAVAILABLE);
 	assert_string_equal(st.msg, "server is shutting down; retry");
 	assert_true(now_ms() - t0 < 500);
 	/* The call in flight still gets its answer. */
@@ -885,35 +915,35 @@ static void make_pki(void)
 	char cmd[1024];
 
 	snprintf(cmd, sizeof(cmd),
-		 "openssl req -x509 %s -keyout ca.key -out ca.crt -subj /CN=sigil-test-ca -days 2 "
-		 "&& openssl req -x509 %s -keyout other.key -out other.crt -subj /CN=other-ca "
-		 "-days 2",
-		 ec, ec);
+	         "openssl req -x509 %s -keyout ca.key -out ca.crt -subj /CN=sigil-test-ca -days 2 "
+	         "&& openssl req -x509 %s -keyout other.key -out other.crt -subj /CN=other-ca "
+	         "-days 2",
+	         ec, ec);
 	run_sh(cmd);
 	run_sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n"
 	       "extendedKeyUsage=serverAuth\\n' > server.ext && "
 	       "printf 'subjectAltName=DNS:node-1.sigil.test,URI:spiffe://sigil/node-1\\n"
 	       "basicConstraints=CA:FALSE\\nextendedKeyUsage=clientAuth\\n' > client.ext");
 	snprintf(cmd, sizeof(cmd),
-		 "openssl req -new %s -keyout server.key -out server.csr -subj /CN=localhost && "
-		 "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-		 "-days 1 -extfile server.ext -out server.crt && "
-		 "openssl req -new %s -keyout client.key -out client.csr -subj /CN=node-1 && "
-		 "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-		 "-days 1 -extfile client.ext -out client.crt && "
-		 "openssl req -new %s -keyout rogue.key -out rogue.csr -subj /CN=rogue && "
-		 "openssl x509 -req -in rogue.csr -CA other.crt -CAkey other.key -CAcreateserial "
-		 "-days 1 -extfile client.ext -out rogue.crt",
-		 ec, ec, ec);
+	         "openssl req -new %s -keyout server.key -out server.csr -subj /CN=localhost && "
+	         "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+	         "-days 1 -extfile server.ext -out server.crt && "
+	         "openssl req -new %s -keyout client.key -out client.csr -subj /CN=node-1 && "
+	         "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+	         "-days 1 -extfile client.ext -out client.crt && "
+	         "openssl req -new %s -keyout rogue.key -out rogue.csr -subj /CN=rogue && "
+	         "openssl x509 -req -in rogue.csr -CA other.crt -CAkey other.key -CAcreateserial "
+	         "-days 1 -extfile client.ext -out rogue.crt",
+	         ec, ec, ec);
 	run_sh(cmd);
 }
 
 static rpc_client *tls_client(int port, const char *root, const char *cert, const char *key,
-			      const char *host)
+                              const char *host)
 {
 	char target[64];
 	rpc_client_config cfg = {
-		.target = target, .tls_root_pem = root, .tls_cert_pem = cert, .tls_key_pem = key};
+	    .target = target, .tls_root_pem = root, .tls_cert_pem = cert, .tls_key_pem = key};
 	rpc_client *c = NULL;
 	sigil_err err = {0};
 
@@ -946,10 +976,10 @@ static void test_tls_listener(void **state)
 
 	{
 		_cleanup_(rpc_client_freep) rpc_client *c =
-			tls_client(port, ca, NULL, NULL, "127.0.0.1");
-		assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "tls", NULL, 0, &st, out,
-					  sizeof(out)),
-				 RPC_OK);
+		    tls_client(port, ca, NULL, NULL, "127.0.0.1");
+		assert_int_equal(
+		    call_str(c, "/sigil.test.Echo/Echo", "tls", NULL, 0, &st, out, sizeof(out)),
+		    RPC_OK);
 		assert_string_equal(out, "echo:tls");
 		/* Server-only TLS: the client is not authenticated. */
 		assert_false(g_ctx.peer_auth);
@@ -957,17 +987,17 @@ static void test_tls_listener(void **state)
 	{
 		/* Verification by DNS name works as well. */
 		_cleanup_(rpc_client_freep) rpc_client *c =
-			tls_client(port, ca, NULL, NULL, "localhost");
+		    tls_client(port, ca, NULL, NULL, "localhost");
 		assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "dns", NULL, 0, &st, NULL, 0),
-				 RPC_OK);
+		                 RPC_OK);
 	}
 	{
 		/* Wrong roots: the handshake fails, the call never arrives. */
 		_cleanup_(rpc_client_freep) rpc_client *c =
-			tls_client(port, other, NULL, NULL, "127.0.0.1");
+		    tls_client(port, other, NULL, NULL, "127.0.0.1");
 		g_ctx.method[0] = '\0';
 		assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "bad", NULL, 0, &st, NULL, 0),
-				 RPC_UNAVAILABLE);
+		                 RPC_UNAVAILABLE);
 		assert_string_equal(g_ctx.method, "");
 	}
 	{
@@ -978,15 +1008,16 @@ static void test_tls_listener(void **state)
 
 		snprintf(target, sizeof(target), "127.0.0.1:%d", port);
 		assert_int_equal(rpc_client_new(&cfg, &c, &err), 0);
-		assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "plain", NULL, 0, &st, NULL, 0),
-				 RPC_UNAVAILABLE);
+		assert_int_equal(
+		    call_str(c, "/sigil.test.Echo/Echo", "plain", NULL, 0, &st, NULL, 0),
+		    RPC_UNAVAILABLE);
 	}
 }
 
 static void test_mtls_listener(void **state)
 {
 	_cleanup_free_ char *ca = NULL, *crt = NULL, *key = NULL, *ccrt = NULL, *ckey = NULL,
-			    *rcrt = NULL, *rkey = NULL;
+	                    *rcrt = NULL, *rkey = NULL;
 	rpc_tls_server_config tls;
 	sigil_err err = {0};
 	rpc_status st;
@@ -1008,9 +1039,9 @@ static void test_mtls_listener(void **state)
 	assert_int_equal(rpc_server_start(srv, &err), 0);
 	{
 		_cleanup_(rpc_client_freep) rpc_client *c =
-			tls_client(port, ca, ccrt, ckey, "127.0.0.1");
+		    tls_client(port, ca, ccrt, ckey, "127.0.0.1");
 		assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "m", NULL, 0, &st, NULL, 0),
-				 RPC_OK);
+		                 RPC_OK);
 		assert_true(g_ctx.peer_auth);
 		assert_int_equal(g_ctx.san_rc, 0);
 		assert_non_null(strstr(g_ctx.sans, "node-1.sigil.test,"));
@@ -1019,16 +1050,16 @@ static void test_mtls_listener(void **state)
 	{
 		/* No client certificate. */
 		_cleanup_(rpc_client_freep) rpc_client *c =
-			tls_client(port, ca, NULL, NULL, "127.0.0.1");
+		    tls_client(port, ca, NULL, NULL, "127.0.0.1");
 		assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "m", NULL, 0, &st, NULL, 0),
-				 RPC_UNAVAILABLE);
+		                 RPC_UNAVAILABLE);
 	}
 	{
 		/* A client certificate from another CA. */
 		_cleanup_(rpc_client_freep) rpc_client *c =
-			tls_client(port, ca, rcrt, rkey, "127.0.0.1");
+		    tls_client(port, ca, rcrt, rkey, "127.0.0.1");
 		assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "m", NULL, 0, &st, NULL, 0),
-				 RPC_UNAVAILABLE);
+		                 RPC_UNAVAILABLE);
 	}
 }
 
@@ -1047,11 +1078,12 @@ static void test_tls_bad_material_refused(void **state)
 
 	tls = (rpc_tls_server_config){.cert_chain_pem = crt, .key_pem = NULL};
 	assert_int_equal(rpc_server_listen_tcp(srv, "127.0.0.1:0", &tls, &port, &err),
-			 SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
 	tls = (rpc_tls_server_config){.cert_chain_pem = "garbage", .key_pem = key};
 	assert_int_equal(rpc_server_listen_tcp(srv, "127.0.0.1:0", &tls, &port, &err), SIGIL_E_IO);
-	tls = (rpc_tls_server_config){.cert_chain_pem = crt, .key_pem = "-----BEGIN PRIVATE KEY-----\n"
-									   "AAAA\n-----END PRIVATE KEY-----\n"};
+	tls = (rpc_tls_server_config){.cert_chain_pem = crt,
+	                              .key_pem = "-----BEGIN PRIVATE KEY-----\n"
+	                                         "AAAA\n-----END PRIVATE KEY-----\n"};
 	assert_int_equal(rpc_server_listen_tcp(srv, "127.0.0.1:0", &tls, &port, &err), SIGIL_E_IO);
 	/* Key that does not match the certificate. */
 	tls = (rpc_tls_server_config){.cert_chain_pem = crt, .key_pem = okey};
@@ -1097,32 +1129,32 @@ static void test_status_helpers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_echo_success, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_empty_messages, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_handler_error_propagated, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_method_unimplemented_fast, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_oversized_request_and_response, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_duplicate_metadata_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_socket_mode_0600_and_removed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stale_socket_replaced, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_live_socket_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_non_socket_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_bad_arguments, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_workers_run_concurrently, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_slow_handler_does_not_block_others, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_queue_full_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_completes_inflight, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_drain_refuses_new_calls, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_grace_expires, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tls_listener, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_mtls_listener, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tls_bad_material_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_tcp_port_not_shared, setup, teardown),
-		cmocka_unit_test(test_status_helpers),
+	    cmocka_unit_test_setup_teardown(test_echo_success, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_empty_messages, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_handler_error_propagated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_method_unimplemented_fast, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_oversized_request_and_response, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicate_metadata_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_socket_mode_0600_and_removed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_socket_replaced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_live_socket_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_non_socket_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_bad_arguments, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_workers_run_concurrently, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_slow_handler_does_not_block_others, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_full_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expired_queued_call_skipped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shutdown_completes_inflight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shutdown_drain_refuses_new_calls, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shutdown_grace_expires, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_listener, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mtls_listener, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tls_bad_material_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tcp_port_not_shared, setup, teardown),
+	    cmocka_unit_test(test_status_helpers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
