@@ -57,11 +57,11 @@
 /* *.yaml / *.yml files in one class directory. */
 #define SC_MAX_DIR_FILES 256
 /* externalCa timeout. */
-#define SC_MAX_TIMEOUT_SECS 600
-#define SC_DEFAULT_TIMEOUT_MS 10000
+#define SC_MAX_TIMEOUT_SECS    600
+#define SC_DEFAULT_TIMEOUT_MS  10000
 #define SC_DEFAULT_VAULT_MOUNT "pki"
 /* Kubernetes object names: RFC 1123 subdomain and label. */
-#define SC_MAX_DNS_NAME 253
+#define SC_MAX_DNS_NAME  253
 #define SC_MAX_DNS_LABEL 63
 
 #define SC_NONE UINT32_MAX
@@ -131,11 +131,11 @@ static int sc_tree_add(sc_tree *t, sc_kind kind, uint32_t line, uint32_t parent,
 	idx = t->n++;
 	n = &t->nodes[idx];
 	*n = (sc_node){
-		.kind = kind,
-		.line = line,
-		.first = SC_NONE,
-		.last = SC_NONE,
-		.next = SC_NONE,
+	    .kind = kind,
+	    .line = line,
+	    .first = SC_NONE,
+	    .last = SC_NONE,
+	    .next = SC_NONE,
 	};
 	if (parent != SC_NONE) {
 		sc_node *p = &t->nodes[parent];
@@ -208,7 +208,7 @@ static int sc_fail(const sc_ctx *c, int code, const char *path, uint32_t line, c
 	va_end(ap);
 	if (path && *path)
 		return sigil_err_set(c->err, code, "document %zu: %s (line %u): %s", c->doc, path,
-				     line, msg);
+		                     line, msg);
 	return sigil_err_set(c->err, code, "document %zu (line %u): %s", c->doc, line, msg);
 }
 
@@ -227,7 +227,7 @@ static bool sc_is_null(const sc_node *n)
  * once, and (strict) no unknown key: a typo under spec must not silently
  * change how certificates are made.  known has at most 64 entries. */
 static int sc_map_check(const sc_ctx *c, const sc_node *map, const char *path,
-			const char *const *known, size_t n_known, bool strict)
+                        const char *const *known, size_t n_known, bool strict)
 {
 	uint64_t seen = 0;
 	char p[SC_MAX_PATH];
@@ -253,7 +253,8 @@ static int sc_map_check(const sc_ctx *c, const sc_node *map, const char *path,
 		} else {
 			if (seen & (UINT64_C(1) << i)) {
 				sc_path(p, sizeof(p), path, k->value);
-				return sc_fail(c, SIGIL_E_INVALID, p, k->line, "field is given twice");
+				return sc_fail(c, SIGIL_E_INVALID, p, k->line,
+				               "field is given twice");
 			}
 			seen |= UINT64_C(1) << i;
 		}
@@ -292,12 +293,12 @@ static int sc_str(const sc_ctx *c, const sc_node *v, const char *path, char *dst
 		return sc_fail(c, SIGIL_E_INVALID, path, v->line, "expected a string");
 	if (v->len >= size)
 		return sc_fail(c, SIGIL_E_LIMIT, path, v->line,
-			       "value is %zu bytes long, the limit is %zu", v->len, size - 1);
+		               "value is %zu bytes long, the limit is %zu", v->len, size - 1);
 	for (size_t i = 0; i < v->len; i++) {
 		unsigned char ch = (unsigned char)v->value[i];
 		if (ch < 0x20 || ch == 0x7f)
 			return sc_fail(c, SIGIL_E_INVALID, path, v->line,
-				       "value contains a control character");
+			               "value contains a control character");
 	}
 	memcpy(dst, v->value, v->len + 1);
 	return 0;
@@ -305,7 +306,7 @@ static int sc_str(const sc_ctx *c, const sc_node *v, const char *path, char *dst
 
 /* An optional (empty: unset, dst keeps its default) or required string. */
 static int sc_get_str(const sc_ctx *c, const sc_node *map, const char *path, const char *key,
-		      bool required, char *dst, size_t size)
+                      bool required, char *dst, size_t size)
 {
 	const sc_node *v = sc_field(c, map, key);
 	char p[SC_MAX_PATH];
@@ -320,7 +321,7 @@ static int sc_get_str(const sc_ctx *c, const sc_node *map, const char *path, con
 }
 
 static int sc_get_bool(const sc_ctx *c, const sc_node *map, const char *path, const char *key,
-		       bool *dst, bool *present)
+                       bool *dst, bool *present)
 {
 	const sc_node *v = sc_field(c, map, key);
 	char p[SC_MAX_PATH];
@@ -336,8 +337,8 @@ static int sc_get_bool(const sc_ctx *c, const sc_node *map, const char *path, co
 	    (!strcmp(v->value, "true") || !strcmp(v->value, "True") || !strcmp(v->value, "TRUE")))
 		*dst = true;
 	else if (v->kind == SC_SCALAR && v->plain &&
-		 (!strcmp(v->value, "false") || !strcmp(v->value, "False") ||
-		  !strcmp(v->value, "FALSE")))
+	         (!strcmp(v->value, "false") || !strcmp(v->value, "False") ||
+	          !strcmp(v->value, "FALSE")))
 		*dst = false;
 	else
 		return sc_fail(c, SIGIL_E_INVALID, p, v->line, "expected true or false");
@@ -347,7 +348,7 @@ static int sc_get_bool(const sc_ctx *c, const sc_node *map, const char *path, co
 }
 
 static int sc_get_int(const sc_ctx *c, const sc_node *map, const char *path, const char *key,
-		      int64_t min, int64_t max, int64_t *dst, bool *present)
+                      int64_t min, int64_t max, int64_t *dst, bool *present)
 {
 	const sc_node *v = sc_field(c, map, key);
 	char p[SC_MAX_PATH], shown[SC_MAX_SHOW];
@@ -360,17 +361,16 @@ static int sc_get_int(const sc_ctx *c, const sc_node *map, const char *path, con
 	if (v->kind != SC_SCALAR || !v->plain)
 		return sc_fail(c, SIGIL_E_INVALID, p, v->line, "expected a number");
 	if (sigil_parse_int64(v->value, min, max, &val) < 0)
-		return sc_fail(c, SIGIL_E_INVALID, p, v->line,
-			       "\"%s\" is not a number between %lld and %lld",
-			       sc_show(v->value, shown, sizeof(shown)), (long long)min,
-			       (long long)max);
+		return sc_fail(
+		    c, SIGIL_E_INVALID, p, v->line, "\"%s\" is not a number between %lld and %lld",
+		    sc_show(v->value, shown, sizeof(shown)), (long long)min, (long long)max);
 	*dst = val;
 	*present = true;
 	return 0;
 }
 
-static int sc_get_duration(const sc_ctx *c, const sc_node *map, const char *path,
-			   const char *key, int64_t *dst, bool *present)
+static int sc_get_duration(const sc_ctx *c, const sc_node *map, const char *path, const char *key,
+                           int64_t *dst, bool *present)
 {
 	const sc_node *v = sc_field(c, map, key);
 	char p[SC_MAX_PATH], s[SIGIL_MAX_DURATION_LEN + 1];
@@ -396,10 +396,10 @@ static int sc_get_duration(const sc_ctx *c, const sc_node *map, const char *path
 }
 
 static int sc_get_keyalg(const sc_ctx *c, const sc_node *map, const char *path, const char *key,
-			 sigil_keyalg *dst, bool *present)
+                         sigil_keyalg *dst, bool *present)
 {
 	const sc_node *v = sc_field(c, map, key);
-	char p[SC_MAX_PATH], s[32], shown[SC_MAX_SHOW], names[128] = "";
+	char p[SC_MAX_PATH], shown[SC_MAX_SHOW], names[128] = "";
 	size_t o = 0;
 	sigil_keyalg alg;
 
@@ -407,27 +407,28 @@ static int sc_get_keyalg(const sc_ctx *c, const sc_node *map, const char *path, 
 	if (!v)
 		return 0;
 	sc_path(p, sizeof(p), path, key);
-	if (v->kind == SC_SCALAR && v->len < sizeof(s) && sc_str(c, v, p, s, sizeof(s)) == 0 &&
-	    ca_keyalg_parse(s, &alg) == 0) {
+	/* Scalars hold no NUL (sc_node_event), so the value is the whole string. */
+	if (v->kind == SC_SCALAR && ca_keyalg_parse(v->value, &alg) == 0) {
 		*dst = alg;
 		*present = true;
 		return 0;
 	}
 	for (int i = 0; i < SIGIL_KEY__COUNT && o < sizeof(names); i++) {
 		int w = snprintf(names + o, sizeof(names) - o, "%s%s", i ? ", " : "",
-				 ca_keyalg_name((sigil_keyalg)i));
+		                 ca_keyalg_name((sigil_keyalg)i));
 		if (w < 0)
 			break;
 		o += (size_t)w;
 	}
-	return sc_fail(c, SIGIL_E_INVALID, p, v->line, "unknown key algorithm \"%s\"; use one of %s",
-		       v->kind == SC_SCALAR ? sc_show(v->value, shown, sizeof(shown)) : "(not a string)",
-		       names);
+	return sc_fail(
+	    c, SIGIL_E_INVALID, p, v->line, "unknown key algorithm \"%s\"; use one of %s",
+	    v->kind == SC_SCALAR ? sc_show(v->value, shown, sizeof(shown)) : "(not a string)",
+	    names);
 }
 
 /* A mapping value, NULL when absent or null. */
 static int sc_get_map(const sc_ctx *c, const sc_node *map, const char *path, const char *key,
-		      const char *const *known, size_t n_known, const sc_node **ret)
+                      const char *const *known, size_t n_known, const sc_node **ret)
 {
 	const sc_node *v = sc_field(c, map, key);
 	char p[SC_MAX_PATH];
@@ -480,7 +481,7 @@ static bool sc_dns_name_ok(const char *s)
 
 /* No whitespace: host names, realms, principals. */
 static int sc_check_token(const sc_ctx *c, const sc_node *map, const char *path, const char *key,
-			  const char *val)
+                          const char *val)
 {
 	char p[SC_MAX_PATH];
 
@@ -492,7 +493,7 @@ static int sc_check_token(const sc_ctx *c, const sc_node *map, const char *path,
 
 /* {name, namespace}: a Secret or ConfigMap. */
 static int sc_get_ref(const sc_ctx *c, const sc_node *map, const char *path, const char *key,
-		      bool config_map, ca_object_ref *dst, bool *present)
+                      bool config_map, ca_object_ref *dst, bool *present)
 {
 	static const char *const known[] = {"name", "namespace"};
 	const sc_node *v;
@@ -511,9 +512,9 @@ static int sc_get_ref(const sc_ctx *c, const sc_node *map, const char *path, con
 	if (!sc_dns_name_ok(ref.name)) {
 		sc_path(np, sizeof(np), p, "name");
 		return sc_fail(c, SIGIL_E_INVALID, np, v->line,
-			       "not a Kubernetes object name (lower-case letters, digits, '-' "
-			       "and '.', at most %d bytes)",
-			       SC_MAX_DNS_NAME);
+		               "not a Kubernetes object name (lower-case letters, digits, '-' "
+		               "and '.', at most %d bytes)",
+		               SC_MAX_DNS_NAME);
 	}
 	r = sc_get_str(c, v, p, "namespace", true, ref.namespace_, sizeof(ref.namespace_));
 	if (r < 0)
@@ -521,9 +522,9 @@ static int sc_get_ref(const sc_ctx *c, const sc_node *map, const char *path, con
 	if (!sc_dns_label_ok(ref.namespace_, strlen(ref.namespace_), SC_MAX_DNS_LABEL)) {
 		sc_path(np, sizeof(np), p, "namespace");
 		return sc_fail(c, SIGIL_E_INVALID, np, v->line,
-			       "not a Kubernetes namespace (lower-case letters, digits and '-', "
-			       "at most %d bytes)",
-			       SC_MAX_DNS_LABEL);
+		               "not a Kubernetes namespace (lower-case letters, digits and '-', "
+		               "at most %d bytes)",
+		               SC_MAX_DNS_LABEL);
 	}
 	*dst = ref;
 	*present = true;
@@ -533,7 +534,7 @@ static int sc_get_ref(const sc_ctx *c, const sc_node *map, const char *path, con
 /* ---- spec.backend.autoTls ---------------------------------------------------- */
 
 static int sc_key_generation(const sc_ctx *c, const sc_node *ca, const char *path,
-			     sigil_keyalg *dst, bool *present)
+                             sigil_keyalg *dst, bool *present)
 {
 	static const char *const kg_known[] = {"rsa"};
 	static const char *const rsa_known[] = {"length"};
@@ -560,27 +561,21 @@ static int sc_key_generation(const sc_ctx *c, const sc_node *ca, const char *pat
 	if (!has_len)
 		return sc_missing(c, rsa, rp, "length");
 	switch (len) {
-	case 2048:
-		*dst = SIGIL_KEY_RSA2048;
-		break;
-	case 3072:
-		*dst = SIGIL_KEY_RSA3072;
-		break;
-	case 4096:
-		*dst = SIGIL_KEY_RSA4096;
-		break;
+	case 2048: *dst = SIGIL_KEY_RSA2048; break;
+	case 3072: *dst = SIGIL_KEY_RSA3072; break;
+	case 4096: *dst = SIGIL_KEY_RSA4096; break;
 	default:
 		sc_path(p, sizeof(p), rp, "length");
 		return sc_fail(c, SIGIL_E_INVALID, p, rsa->line,
-			       "RSA length %lld is not supported; use 2048, 3072 or 4096",
-			       (long long)len);
+		               "RSA length %lld is not supported; use 2048, 3072 or 4096",
+		               (long long)len);
 	}
 	*present = true;
 	return 0;
 }
 
-static int sc_autotls_ca(const sc_ctx *c, const sc_node *ca, const char *path,
-			 ca_class_config *cfg, bool *leaf_from_kg)
+static int sc_autotls_ca(const sc_ctx *c, const sc_node *ca, const char *path, ca_class_config *cfg,
+                         bool *leaf_from_kg)
 {
 	bool has_auto, has_kg, has_alg, has_life, has_ret;
 	sigil_keyalg kg_alg = SIGIL_KEY_RSA2048, alg = SIGIL_KEY_ECDSA_P256;
@@ -597,11 +592,11 @@ static int sc_autotls_ca(const sc_ctx *c, const sc_node *ca, const char *path,
 	if (r < 0)
 		return r;
 	r = sc_get_duration(c, ca, path, "caCertificateLifetime", &cfg->ca_lifetime_secs,
-			    &has_life);
+	                    &has_life);
 	if (r < 0)
 		return r;
-	r = sc_get_duration(c, ca, path, "caCertificateRetirementDuration",
-			    &cfg->retirement_secs, &has_ret);
+	r = sc_get_duration(c, ca, path, "caCertificateRetirementDuration", &cfg->retirement_secs,
+	                    &has_ret);
 	if (r < 0)
 		return r;
 	r = sc_key_generation(c, ca, path, &kg_alg, &has_kg);
@@ -613,7 +608,7 @@ static int sc_autotls_ca(const sc_ctx *c, const sc_node *ca, const char *path,
 	if (has_kg && has_alg) {
 		sc_path(p, sizeof(p), path, "keyAlgorithm");
 		return sc_fail(c, SIGIL_E_INVALID, p, ca->line,
-			       "set either keyGeneration or keyAlgorithm, not both");
+		               "set either keyGeneration or keyAlgorithm, not both");
 	}
 	if (has_kg) {
 		cfg->ca_key_alg = kg_alg;
@@ -630,13 +625,13 @@ static int sc_autotls_ca(const sc_ctx *c, const sc_node *ca, const char *path,
 	if (cfg->retirement_secs >= cfg->ca_lifetime_secs) {
 		sc_path(p, sizeof(p), path, "caCertificateRetirementDuration");
 		return sc_fail(c, SIGIL_E_INVALID, p, ca->line,
-			       "must be shorter than caCertificateLifetime");
+		               "must be shorter than caCertificateLifetime");
 	}
 	return 0;
 }
 
 static int sc_trust_roots(const sc_ctx *c, const sc_node *tls, const char *path,
-			  ca_class_config *cfg)
+                          ca_class_config *cfg)
 {
 	static const char *const known[] = {"secret", "configMap"};
 	const sc_node *seq = sc_field(c, tls, "additionalTrustRoots");
@@ -651,7 +646,7 @@ static int sc_trust_roots(const sc_ctx *c, const sc_node *tls, const char *path,
 		return sc_fail(c, SIGIL_E_INVALID, p, seq->line, "expected a list");
 	if (seq->count > CA_CLASS_MAX_TRUST_ROOTS)
 		return sc_fail(c, SIGIL_E_LIMIT, p, seq->line, "%u entries, the limit is %d",
-			       seq->count, CA_CLASS_MAX_TRUST_ROOTS);
+		               seq->count, CA_CLASS_MAX_TRUST_ROOTS);
 	for (const sc_node *e = sc_at(c, seq->first); e; e = sc_at(c, e->next), i++) {
 		bool has_secret, has_cm;
 
@@ -671,18 +666,21 @@ static int sc_trust_roots(const sc_ctx *c, const sc_node *tls, const char *path,
 		}
 		if (has_secret == has_cm)
 			return sc_fail(c, SIGIL_E_INVALID, ip, e->line,
-				       "set exactly one of secret or configMap");
+			               "set exactly one of secret or configMap");
 	}
 	cfg->n_trust_roots = i;
 	return 0;
 }
 
-static int sc_autotls(const sc_ctx *c, const sc_node *tls, const char *path,
-		      ca_class_config *cfg)
+static int sc_autotls(const sc_ctx *c, const sc_node *tls, const char *path, ca_class_config *cfg)
 {
 	static const char *const ca_known[] = {
-		"secret",	 "autoGenerate",  "caCertificateLifetime", "caCertificateRetirementDuration",
-		"keyGeneration", "keyAlgorithm",
+	    "secret",
+	    "autoGenerate",
+	    "caCertificateLifetime",
+	    "caCertificateRetirementDuration",
+	    "keyGeneration",
+	    "keyAlgorithm",
 	};
 	const sc_node *ca;
 	char p[SC_MAX_PATH];
@@ -703,7 +701,7 @@ static int sc_autotls(const sc_ctx *c, const sc_node *tls, const char *path,
 	if (r < 0)
 		return r;
 	r = sc_get_duration(c, tls, path, "maxCertificateLifetime", &cfg->max_leaf_lifetime_secs,
-			    &has);
+	                    &has);
 	if (r < 0)
 		return r;
 	if (cfg->max_leaf_lifetime_secs <= 0) {
@@ -729,7 +727,7 @@ static int sc_url(const sc_ctx *c, const sc_node *map, const char *path, char *d
 	}
 	sc_path(p, sizeof(p), path, "url");
 	return sc_fail(c, SIGIL_E_INVALID, p, map->line,
-		       "expected an https:// (or http://) URL without spaces");
+	               "expected an https:// (or http://) URL without spaces");
 }
 
 static int sc_timeout(const sc_ctx *c, const sc_node *map, const char *path, int64_t *ms)
@@ -744,7 +742,7 @@ static int sc_timeout(const sc_ctx *c, const sc_node *map, const char *path, int
 	if (secs <= 0 || secs > SC_MAX_TIMEOUT_SECS) {
 		sc_path(p, sizeof(p), path, "timeout");
 		return sc_fail(c, SIGIL_E_INVALID, p, map->line, "must be between 1s and %ds",
-			       SC_MAX_TIMEOUT_SECS);
+		               SC_MAX_TIMEOUT_SECS);
 	}
 	*ms = secs * 1000;
 	return 0;
@@ -752,8 +750,8 @@ static int sc_timeout(const sc_ctx *c, const sc_node *map, const char *path, int
 
 /* Vault mounts and roles become URL path segments (/v1/<mount>/sign/<role>):
  * no "..", no empty segment, nothing that needs escaping. */
-static int sc_url_segments(const sc_ctx *c, const sc_node *map, const char *path,
-			   const char *key, const char *val, bool slashes)
+static int sc_url_segments(const sc_ctx *c, const sc_node *map, const char *path, const char *key,
+                           const char *val, bool slashes)
 {
 	char p[SC_MAX_PATH];
 	const char *seg = val;
@@ -776,8 +774,8 @@ static int sc_url_segments(const sc_ctx *c, const sc_node *map, const char *path
 	}
 bad:
 	sc_path(p, sizeof(p), path, key);
-	return sc_fail(c, SIGIL_E_INVALID, p, map->line,
-		       "use letters, digits, '-', '_' and '.'%s", slashes ? " (and '/' between parts)" : "");
+	return sc_fail(c, SIGIL_E_INVALID, p, map->line, "use letters, digits, '-', '_' and '.'%s",
+	               slashes ? " (and '/' between parts)" : "");
 }
 
 static int sc_cfssl(const sc_ctx *c, const sc_node *m, const char *path, ca_external_config *x)
@@ -790,7 +788,7 @@ static int sc_cfssl(const sc_ctx *c, const sc_node *m, const char *path, ca_exte
 		r = sc_get_str(c, m, path, "caFile", false, x->ca_file, sizeof(x->ca_file));
 	if (r == 0)
 		r = sc_get_str(c, m, path, "authKeyFile", false, x->auth_key_file,
-			       sizeof(x->auth_key_file));
+		               sizeof(x->auth_key_file));
 	if (r == 0)
 		r = sc_get_str(c, m, path, "profile", false, x->profile, sizeof(x->profile));
 	if (r == 0)
@@ -821,15 +819,14 @@ static int sc_vault(const sc_ctx *c, const sc_node *m, const char *path, ca_exte
 	return r;
 }
 
-static int sc_external(const sc_ctx *c, const sc_node *ext, const char *path,
-		       ca_class_config *cfg)
+static int sc_external(const sc_ctx *c, const sc_node *ext, const char *path, ca_class_config *cfg)
 {
 	static const char *const known[] = {"cfssl", "vault", "keyAlgorithm",
-					    "maxCertificateLifetime"};
+	                                    "maxCertificateLifetime"};
 	static const char *const cfssl_known[] = {"url", "caFile", "authKeyFile", "profile",
-						  "timeout"};
+	                                          "timeout"};
 	static const char *const vault_known[] = {"url",   "caFile", "tokenFile",
-						  "mount", "role",   "timeout"};
+	                                          "mount", "role",   "timeout"};
 	const sc_node *cfssl, *vault;
 	char p[SC_MAX_PATH];
 	bool has;
@@ -849,14 +846,14 @@ static int sc_external(const sc_ctx *c, const sc_node *ext, const char *path,
 		return r;
 	if (!cfssl == !vault)
 		return sc_fail(c, SIGIL_E_INVALID, path, ext->line,
-			       "set exactly one of cfssl or vault");
+		               "set exactly one of cfssl or vault");
 	if (cfssl) {
 		sc_path(p, sizeof(p), path, "cfssl");
 		r = sc_cfssl(c, cfssl, p, &cfg->external);
 	} else {
 		sc_path(p, sizeof(p), path, "vault");
 		snprintf(cfg->external.mount, sizeof(cfg->external.mount), "%s",
-			 SC_DEFAULT_VAULT_MOUNT);
+		         SC_DEFAULT_VAULT_MOUNT);
 		r = sc_vault(c, vault, p, &cfg->external);
 	}
 	if (r < 0)
@@ -865,7 +862,7 @@ static int sc_external(const sc_ctx *c, const sc_node *ext, const char *path,
 	if (r < 0)
 		return r;
 	r = sc_get_duration(c, ext, path, "maxCertificateLifetime", &cfg->max_leaf_lifetime_secs,
-			    &has);
+	                    &has);
 	if (r < 0)
 		return r;
 	if (cfg->max_leaf_lifetime_secs <= 0) {
@@ -878,7 +875,7 @@ static int sc_external(const sc_ctx *c, const sc_node *ext, const char *path,
 /* ---- spec.backend.kerberosKeytab --------------------------------------------- */
 
 static int sc_admin_keytab(const sc_ctx *c, const sc_node *kt, const char *path,
-			   ca_kerberos_config *k)
+                           ca_kerberos_config *k)
 {
 	const sc_node *v = sc_field(c, kt, "adminKeytabSecret");
 	char p[SC_MAX_PATH];
@@ -897,8 +894,8 @@ static int sc_admin_keytab(const sc_ctx *c, const sc_node *kt, const char *path,
 			return r;
 		if (k->admin_keytab[0] != '/')
 			return sc_fail(c, SIGIL_E_INVALID, p, v->line,
-				       "a keytab path must be absolute (or give {name, namespace} "
-				       "of a Secret)");
+			               "a keytab path must be absolute (or give {name, namespace} "
+			               "of a Secret)");
 		return 0;
 	}
 	r = sc_get_ref(c, kt, path, "adminKeytabSecret", false, &ref, &has);
@@ -906,8 +903,8 @@ static int sc_admin_keytab(const sc_ctx *c, const sc_node *kt, const char *path,
 		return r;
 	if (strlen(ref.namespace_) + 1 + strlen(ref.name) >= sizeof(k->admin_keytab))
 		return sc_fail(c, SIGIL_E_LIMIT, p, v->line,
-			       "namespace/name is longer than %zu bytes",
-			       sizeof(k->admin_keytab) - 1);
+		               "namespace/name is longer than %zu bytes",
+		               sizeof(k->admin_keytab) - 1);
 	size_t nl = strlen(ref.namespace_), ml = strlen(ref.name);
 	memcpy(k->admin_keytab, ref.namespace_, nl);
 	k->admin_keytab[nl] = '/';
@@ -915,11 +912,10 @@ static int sc_admin_keytab(const sc_ctx *c, const sc_node *kt, const char *path,
 	return 0;
 }
 
-static int sc_kerberos(const sc_ctx *c, const sc_node *kt, const char *path,
-		       ca_class_config *cfg)
+static int sc_kerberos(const sc_ctx *c, const sc_node *kt, const char *path, ca_class_config *cfg)
 {
 	static const char *const known[] = {"realmName", "kdc", "admin", "adminKeytabSecret",
-					    "adminPrincipal"};
+	                                    "adminPrincipal"};
 	static const char *const admin_known[] = {"mit", "activeDirectory"};
 	static const char *const mit_known[] = {"kadminServer"};
 	ca_kerberos_config *k = &cfg->kerberos;
@@ -950,7 +946,7 @@ static int sc_kerberos(const sc_ctx *c, const sc_node *kt, const char *path,
 	if (sc_field(c, admin, "activeDirectory")) {
 		sc_path(mp, sizeof(mp), p, "activeDirectory");
 		return sc_fail(c, SIGIL_E_INVALID, mp, admin->line,
-			       "Active Directory administration is not supported by sigil yet");
+		               "Active Directory administration is not supported by sigil yet");
 	}
 	r = sc_get_map(c, admin, p, "mit", mit_known, SIGIL_ARRAY_SIZE(mit_known), &mit);
 	if (r < 0)
@@ -965,7 +961,7 @@ static int sc_kerberos(const sc_ctx *c, const sc_node *kt, const char *path,
 		r = sc_admin_keytab(c, kt, path, k);
 	if (r == 0)
 		r = sc_get_str(c, kt, path, "adminPrincipal", true, k->admin_principal,
-			       sizeof(k->admin_principal));
+		               sizeof(k->admin_principal));
 	if (r == 0)
 		r = sc_check_token(c, kt, path, "adminPrincipal", k->admin_principal);
 	return r;
@@ -996,7 +992,7 @@ static int sc_name_policy(const sc_ctx *c, const sc_node *spec, ca_class_config 
 		return sc_fail(c, SIGIL_E_INVALID, p, seq->line, "expected a list");
 	if (seq->count > CA_CLASS_MAX_DOMAINS)
 		return sc_fail(c, SIGIL_E_LIMIT, p, seq->line, "%u entries, the limit is %d",
-			       seq->count, CA_CLASS_MAX_DOMAINS);
+		               seq->count, CA_CLASS_MAX_DOMAINS);
 	for (const sc_node *e = sc_at(c, seq->first); e; e = sc_at(c, e->next), i++) {
 		sc_path_index(ip, sizeof(ip), p, i);
 		if (sc_is_null(e))
@@ -1006,7 +1002,7 @@ static int sc_name_policy(const sc_ctx *c, const sc_node *spec, ca_class_config 
 			return r;
 		if (!sc_dns_name_ok(cfg->allowed_domains[i]))
 			return sc_fail(c, SIGIL_E_INVALID, ip, e->line,
-				       "not a lower-case DNS name (like example.com)");
+			               "not a lower-case DNS name (like example.com)");
 	}
 	cfg->n_allowed_domains = i;
 	return 0;
@@ -1015,7 +1011,7 @@ static int sc_name_policy(const sc_ctx *c, const sc_node *spec, ca_class_config 
 static int sc_backend(const sc_ctx *c, const sc_node *backend, ca_class_config *cfg)
 {
 	static const char *const known[] = {"autoTls", "externalCa", "kerberosKeytab", "k8sSearch",
-					    "experimentalCertManager"};
+	                                    "experimentalCertManager"};
 	const char *path = "spec.backend";
 	const sc_node *found = NULL;
 	size_t which = 0;
@@ -1031,30 +1027,28 @@ static int sc_backend(const sc_ctx *c, const sc_node *backend, ca_class_config *
 			continue;
 		if (found)
 			return sc_fail(c, SIGIL_E_INVALID, path, backend->line,
-				       "only one backend may be set, found %s and %s",
-				       known[which], known[i]);
+			               "only one backend may be set, found %s and %s", known[which],
+			               known[i]);
 		found = v;
 		which = i;
 	}
 	if (!found)
 		return sc_fail(c, SIGIL_E_INVALID, path, backend->line,
-			       "no backend: set exactly one of autoTls, externalCa or "
-			       "kerberosKeytab (an all-defaults class is `autoTls: {}`)");
+		               "no backend: set exactly one of autoTls, externalCa or "
+		               "kerberosKeytab (an all-defaults class is `autoTls: {}`)");
 	sc_path(p, sizeof(p), path, known[which]);
 	switch (which) {
 	case 0:
-		r = sc_map_check(c, found, p, (const char *const[]){"ca", "additionalTrustRoots",
-								    "maxCertificateLifetime",
-								    "keyAlgorithm"},
-				 4, true);
+		r = sc_map_check(c, found, p,
+		                 (const char *const[]){"ca", "additionalTrustRoots",
+		                                       "maxCertificateLifetime", "keyAlgorithm"},
+		                 4, true);
 		return r < 0 ? r : sc_autotls(c, found, p, cfg);
-	case 1:
-		return sc_external(c, found, p, cfg);
-	case 2:
-		return sc_kerberos(c, found, p, cfg);
+	case 1: return sc_external(c, found, p, cfg);
+	case 2: return sc_kerberos(c, found, p, cfg);
 	default:
 		return sc_fail(c, SIGIL_E_INVALID, p, found->line,
-			       "%s backend is not supported by sigil yet", known[which]);
+		               "%s backend is not supported by sigil yet", known[which]);
 	}
 }
 
@@ -1070,7 +1064,7 @@ static int sc_doc_class(const sc_ctx *c, const sc_node *root, ca_class_config *c
 
 	if (root->kind != SC_MAP)
 		return sc_fail(c, SIGIL_E_INVALID, NULL, root->line,
-			       "a SecretClass document must be a mapping");
+		               "a SecretClass document must be a mapping");
 	r = sc_map_check(c, root, "", top, SIGIL_ARRAY_SIZE(top), true);
 	if (r < 0)
 		return r;
@@ -1078,16 +1072,16 @@ static int sc_doc_class(const sc_ctx *c, const sc_node *root, ca_class_config *c
 	if (r < 0)
 		return r;
 	if (strcmp(api, CA_SECRETCLASS_API_SIGIL) && strcmp(api, CA_SECRETCLASS_API_STACKABLE))
-		return sc_fail(c, SIGIL_E_INVALID, "apiVersion", sc_field(c, root, "apiVersion")->line,
-			       "\"%s\" is not supported; use %s (or %s)",
-			       sc_show(api, shown, sizeof(shown)), CA_SECRETCLASS_API_SIGIL,
-			       CA_SECRETCLASS_API_STACKABLE);
+		return sc_fail(
+		    c, SIGIL_E_INVALID, "apiVersion", sc_field(c, root, "apiVersion")->line,
+		    "\"%s\" is not supported; use %s (or %s)", sc_show(api, shown, sizeof(shown)),
+		    CA_SECRETCLASS_API_SIGIL, CA_SECRETCLASS_API_STACKABLE);
 	r = sc_get_str(c, root, "", "kind", true, kind, sizeof(kind));
 	if (r < 0)
 		return r;
 	if (strcmp(kind, "SecretClass"))
 		return sc_fail(c, SIGIL_E_INVALID, "kind", sc_field(c, root, "kind")->line,
-			       "\"%s\" is not SecretClass", sc_show(kind, shown, sizeof(shown)));
+		               "\"%s\" is not SecretClass", sc_show(kind, shown, sizeof(shown)));
 	/* Unknown metadata (labels, annotations, managedFields...) is ignored. */
 	meta = sc_field(c, root, "metadata");
 	if (!meta)
@@ -1154,26 +1148,27 @@ static int sc_yaml_error(const sc_parse *p)
 		return sigil_err_set(p->err, SIGIL_E_NOMEM, "out of memory parsing YAML");
 	case YAML_READER_ERROR:
 		return sigil_err_set(p->err, SIGIL_E_INVALID,
-				     "document %zu: invalid YAML text at byte %zu: %s", doc,
-				     y->problem_offset, problem);
+		                     "document %zu: invalid YAML text at byte %zu: %s", doc,
+		                     y->problem_offset, problem);
 	case YAML_SCANNER_ERROR:
 	case YAML_PARSER_ERROR:
 		/* libyaml's word for a tab is "cannot start any token". */
 		if (y->problem_mark.index < p->len && p->text[y->problem_mark.index] == '\t')
 			hint = " (tabs cannot indent YAML; use spaces)";
 		if (y->context)
-			return sigil_err_set(p->err, SIGIL_E_INVALID,
-					     "document %zu (line %zu, column %zu): YAML syntax error: "
-					     "%s (%s at line %zu)%s",
-					     doc, y->problem_mark.line + 1, y->problem_mark.column + 1,
-					     problem, y->context, y->context_mark.line + 1, hint);
+			return sigil_err_set(
+			    p->err, SIGIL_E_INVALID,
+			    "document %zu (line %zu, column %zu): YAML syntax error: "
+			    "%s (%s at line %zu)%s",
+			    doc, y->problem_mark.line + 1, y->problem_mark.column + 1, problem,
+			    y->context, y->context_mark.line + 1, hint);
 		return sigil_err_set(p->err, SIGIL_E_INVALID,
-				     "document %zu (line %zu, column %zu): YAML syntax error: %s%s",
-				     doc, y->problem_mark.line + 1, y->problem_mark.column + 1, problem,
-				     hint);
+		                     "document %zu (line %zu, column %zu): YAML syntax error: %s%s",
+		                     doc, y->problem_mark.line + 1, y->problem_mark.column + 1,
+		                     problem, hint);
 	default:
 		return sigil_err_set(p->err, SIGIL_E_INVALID, "document %zu: YAML error: %s", doc,
-				     problem);
+		                     problem);
 	}
 }
 
@@ -1188,18 +1183,19 @@ static int sc_finish_doc(sc_parse *p)
 		return 0; /* an empty document, e.g. a trailing "---" */
 	if (p->n >= p->cap)
 		return sigil_err_set(p->err, SIGIL_E_LIMIT,
-				     "document %zu: more SecretClasses than the limit of %zu", p->doc,
-				     p->cap);
+		                     "document %zu: more SecretClasses than the limit of %zu",
+		                     p->doc, p->cap);
 	cfg = &p->classes[p->n];
 	r = sc_doc_class(&c, root, cfg);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < p->n; i++)
 		if (!strcmp(p->classes[i].name, cfg->name))
-			return sigil_err_set(p->err, SIGIL_E_INVALID,
-					     "document %zu: SecretClass \"%s\" is already defined by "
-					     "document %zu",
-					     p->doc, cfg->name, p->doc_of[i]);
+			return sigil_err_set(
+			    p->err, SIGIL_E_INVALID,
+			    "document %zu: SecretClass \"%s\" is already defined by "
+			    "document %zu",
+			    p->doc, cfg->name, p->doc_of[i]);
 	p->doc_of[p->n++] = p->doc;
 	return 0;
 }
@@ -1227,28 +1223,28 @@ static int sc_node_event(sc_parse *p, const yaml_event_t *ev, sc_kind kind)
 		break;
 	default:
 		return sigil_err_set(p->err, SIGIL_E_INTERNAL, "unexpected YAML event %d",
-				     (int)ev->type);
+		                     (int)ev->type);
 	}
 	/* Anchors only exist for aliases, and aliases are how a few bytes of
 	 * YAML expand into gigabytes (billion laughs); SecretClasses need
 	 * neither, nor tags. */
 	if (anchor)
 		return sigil_err_set(p->err, SIGIL_E_INVALID,
-				     "document %zu (line %u): YAML anchors and aliases are not "
-				     "allowed",
-				     p->doc, line);
+		                     "document %zu (line %u): YAML anchors and aliases are not "
+		                     "allowed",
+		                     p->doc, line);
 	if (tag)
 		return sigil_err_set(p->err, SIGIL_E_INVALID,
-				     "document %zu (line %u): YAML tags are not allowed", p->doc,
-				     line);
+		                     "document %zu (line %u): YAML tags are not allowed", p->doc,
+		                     line);
 	if (kind != SC_SCALAR && p->depth >= SC_MAX_DEPTH)
 		return sigil_err_set(p->err, SIGIL_E_LIMIT,
-				     "document %zu (line %u): nested more than %d levels deep", p->doc,
-				     line, SC_MAX_DEPTH);
+		                     "document %zu (line %u): nested more than %d levels deep",
+		                     p->doc, line, SC_MAX_DEPTH);
 	r = sc_tree_add(&p->tree, kind, line, parent, &idx);
 	if (r == SIGIL_E_LIMIT)
 		return sigil_err_set(p->err, r, "document %zu (line %u): more than %d YAML nodes",
-				     p->doc, line, SC_MAX_NODES);
+		                     p->doc, line, SC_MAX_NODES);
 	if (r < 0)
 		return sigil_err_set(p->err, r, "out of memory parsing YAML");
 	if (kind == SC_SCALAR) {
@@ -1258,9 +1254,9 @@ static int sc_node_event(sc_parse *p, const yaml_event_t *ev, sc_kind kind)
 
 		/* "\0" escapes would silently cut C strings short. */
 		if (memchr(v, '\0', len))
-			return sigil_err_set(p->err, SIGIL_E_INVALID,
-					     "document %zu (line %u): NUL characters are not allowed",
-					     p->doc, line);
+			return sigil_err_set(
+			    p->err, SIGIL_E_INVALID,
+			    "document %zu (line %u): NUL characters are not allowed", p->doc, line);
 		n->value = sigil_strndup(v, len);
 		if (!n->value)
 			return sigil_err_set(p->err, SIGIL_E_NOMEM, "out of memory parsing YAML");
@@ -1279,41 +1275,34 @@ static int sc_event(sc_parse *p, const yaml_event_t *ev)
 		p->doc++;
 		if (p->doc > CA_SECRETCLASS_MAX_DOCS)
 			return sigil_err_set(p->err, SIGIL_E_LIMIT, "more than %d YAML documents",
-					     CA_SECRETCLASS_MAX_DOCS);
+			                     CA_SECRETCLASS_MAX_DOCS);
 		sc_tree_reset(&p->tree);
 		p->depth = 0;
 		return 0;
-	case YAML_DOCUMENT_END_EVENT:
-		return sc_finish_doc(p);
+	case YAML_DOCUMENT_END_EVENT: return sc_finish_doc(p);
 	case YAML_ALIAS_EVENT:
 		return sigil_err_set(p->err, SIGIL_E_INVALID,
-				     "document %zu (line %zu): YAML anchors and aliases are not "
-				     "allowed",
-				     p->doc, ev->start_mark.line + 1);
-	case YAML_SCALAR_EVENT:
-		return sc_node_event(p, ev, SC_SCALAR);
-	case YAML_SEQUENCE_START_EVENT:
-		return sc_node_event(p, ev, SC_SEQ);
-	case YAML_MAPPING_START_EVENT:
-		return sc_node_event(p, ev, SC_MAP);
+		                     "document %zu (line %zu): YAML anchors and aliases are not "
+		                     "allowed",
+		                     p->doc, ev->start_mark.line + 1);
+	case YAML_SCALAR_EVENT: return sc_node_event(p, ev, SC_SCALAR);
+	case YAML_SEQUENCE_START_EVENT: return sc_node_event(p, ev, SC_SEQ);
+	case YAML_MAPPING_START_EVENT: return sc_node_event(p, ev, SC_MAP);
 	case YAML_SEQUENCE_END_EVENT:
 	case YAML_MAPPING_END_EVENT:
 		if (p->depth == 0)
 			return sigil_err_set(p->err, SIGIL_E_INTERNAL, "unbalanced YAML events");
 		p->depth--;
 		return 0;
-	case YAML_STREAM_END_EVENT:
-		p->stream_end = true;
-		return 0;
+	case YAML_STREAM_END_EVENT: p->stream_end = true; return 0;
 	case YAML_STREAM_START_EVENT:
 	case YAML_NO_EVENT:
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
 int ca_secretclass_parse_yaml(const char *text, size_t len, ca_class_config *ret, size_t max,
-			      size_t *n, sigil_err *err)
+                              size_t *n, sigil_err *err)
 {
 	sc_parse p = {.err = err, .text = text, .len = text ? len : 0};
 	int r = 0;
@@ -1324,8 +1313,8 @@ int ca_secretclass_parse_yaml(const char *text, size_t len, ca_class_config *ret
 		return sigil_err_set(err, SIGIL_E_INVALID, "no YAML text");
 	if (len > CA_SECRETCLASS_MAX_YAML)
 		return sigil_err_set(err, SIGIL_E_LIMIT,
-				     "SecretClass YAML is %zu bytes long, the limit is %d", len,
-				     CA_SECRETCLASS_MAX_YAML);
+		                     "SecretClass YAML is %zu bytes long, the limit is %d", len,
+		                     CA_SECRETCLASS_MAX_YAML);
 	p.cap = max < CA_SECRETCLASS_MAX_DOCS ? max : CA_SECRETCLASS_MAX_DOCS;
 	p.classes = sigil_calloc(p.cap ? p.cap : 1, sizeof(*p.classes));
 	if (!p.classes)
@@ -1350,7 +1339,7 @@ int ca_secretclass_parse_yaml(const char *text, size_t len, ca_class_config *ret
 	}
 	if (r == 0 && p.n == 0)
 		r = sigil_err_set(err, SIGIL_E_INVALID,
-				  "no SecretClass found (the YAML is empty or only comments)");
+		                  "no SecretClass found (the YAML is empty or only comments)");
 	if (r == 0) {
 		memcpy(ret, p.classes, p.n * sizeof(*ret));
 		*n = p.n;
@@ -1437,8 +1426,8 @@ static int sc_list_dir(int dfd, const char *dir, sc_names *ret, sigil_err *err)
 		if (l.n >= SC_MAX_DIR_FILES) {
 			sc_names_free(&l);
 			return sigil_err_set(err, SIGIL_E_LIMIT,
-					     "%s holds more than %d SecretClass files", dir,
-					     SC_MAX_DIR_FILES);
+			                     "%s holds more than %d SecretClass files", dir,
+			                     SC_MAX_DIR_FILES);
 		}
 		l.v[l.n] = strdup(de->d_name);
 		if (!l.v[l.n]) {
@@ -1459,7 +1448,7 @@ static int sc_list_dir(int dfd, const char *dir, sc_names *ret, sigil_err *err)
 }
 
 int ca_secretclass_load_dir(const char *dir, ca_class_config *ret, size_t max, size_t *n,
-			    sigil_err *err)
+                            sigil_err *err)
 {
 	_cleanup_(sc_closep) int dfd = -1;
 	_cleanup_free_ ca_class_config *all = NULL;
@@ -1475,7 +1464,7 @@ int ca_secretclass_load_dir(const char *dir, ca_class_config *ret, size_t max, s
 	if (dfd < 0) {
 		if (errno == ENOENT)
 			return sigil_err_set(err, SIGIL_E_NOTFOUND,
-					     "SecretClass directory %s does not exist", dir);
+			                     "SecretClass directory %s does not exist", dir);
 		return sigil_err_errno(err, errno, "cannot open SecretClass directory %s", dir);
 	}
 	r = sc_list_dir(dfd, dir, &names, err);
@@ -1492,18 +1481,19 @@ int ca_secretclass_load_dir(const char *dir, ca_class_config *ret, size_t max, s
 		_cleanup_free_ uint8_t *text = NULL;
 		size_t len = 0, k = 0;
 
-		r = sigil_fs_read_file_at(dfd, names.v[f], CA_SECRETCLASS_MAX_YAML, &text, &len, err);
+		r = sigil_fs_read_file_at(dfd, names.v[f], CA_SECRETCLASS_MAX_YAML, &text, &len,
+		                          err);
 		if (r == 0)
 			r = ca_secretclass_parse_yaml((const char *)text, len, file,
-						      CA_SECRETCLASS_MAX_DOCS, &k, err);
+			                              CA_SECRETCLASS_MAX_DOCS, &k, err);
 		if (r < 0) {
 			sigil_err_prefix(err, "%s/%s: ", dir, names.v[f]);
 			break;
 		}
 		if (k > max - total) {
 			r = sigil_err_set(err, SIGIL_E_LIMIT,
-					  "%s/%s: more than %zu SecretClasses in %s", dir, names.v[f],
-					  max, dir);
+			                  "%s/%s: more than %zu SecretClasses in %s", dir,
+			                  names.v[f], max, dir);
 			break;
 		}
 		for (size_t i = 0; i < k && r == 0; i++) {
@@ -1511,10 +1501,10 @@ int ca_secretclass_load_dir(const char *dir, ca_class_config *ret, size_t max, s
 				if (strcmp(all[j].name, file[i].name))
 					continue;
 				r = sigil_err_set(err, SIGIL_E_INVALID,
-						  "SecretClass \"%s\" is defined in both %s/%s and "
-						  "%s/%s",
-						  file[i].name, dir, names.v[file_of[j]], dir,
-						  names.v[f]);
+				                  "SecretClass \"%s\" is defined in both %s/%s and "
+				                  "%s/%s",
+				                  file[i].name, dir, names.v[file_of[j]], dir,
+				                  names.v[f]);
 				break;
 			}
 			if (r == 0) {

@@ -257,15 +257,14 @@ static int inspect_pkcs12(ks_file_info *fi, const uint8_t *data, size_t len, con
 		PKCS12_free(p12);
 		return 0;
 	}
-	if (key || cert)
-	{
+	if (key || cert) {
 		int alen = 0;
 		const unsigned char *a = cert ? X509_alias_get0(cert, &alen) : NULL;
 		char alias[80] = "";
 		if (a)
 			snprintf(alias, sizeof(alias), "%.*s", alen, a);
 		r = entry_add_cert(fi, KS_ENTRY_KEY_PAIR, alias, cert,
-				   1 + (size_t)(key ? sk_X509_num(ca) : 0), key);
+				   1 + (size_t)(key && ca ? sk_X509_num(ca) : 0), key);
 	}
 	/* Without a key, every certificate is a trusted entry; with a key the
 	 * rest of the certificates are its chain. */
@@ -314,7 +313,9 @@ static int inspect_file(int dirfd, const char *rel, const char *name, const char
 	fi->name = strdup(rel);
 	if (!fi->name)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	/* Report the file itself: volume entries are links into ..data, which
+	 * walk() has already checked to stay inside the volume. */
+	if (fstatat(dirfd, name, &st, 0) == 0) {
 		fi->mode = st.st_mode & 07777;
 		fi->size = st.st_size;
 	}

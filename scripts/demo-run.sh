@@ -77,7 +77,7 @@ echo; keytool -list -storetype JKS -keystore "$OUT/pods/jks/keystore.jks" -store
 
 step "provision-parts=public: only the trust bundle"
 pub public class=tls provision-parts=public
-ls -l "$OUT/pods/public/"
+ls -lL "$OUT/pods/public/"
 
 step "What the kubelet sees on a bad request: INVALID_ARGUMENT naming the attribute"
 pub bad class=tls format=pfx || true

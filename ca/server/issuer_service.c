@@ -71,7 +71,7 @@ static bool name_ok(const char *s)
 
 static int fill_der_list(STACK_OF(X509) *certs, X509 *first, ProtobufCBinaryData **ret, size_t *n)
 {
-	size_t total = (size_t)sk_X509_num(certs) + (first ? 1 : 0), k = 0;
+	size_t total = (size_t)(certs ? sk_X509_num(certs) : 0) + (first ? 1 : 0), k = 0;
 	ProtobufCBinaryData *out = sigil_calloc(total, sizeof(*out));
 
 	if (!out)

@@ -41,8 +41,7 @@ static void check_class(const ca_class_config *c)
 	for (size_t i = 0; i < c->n_allowed_domains; i++)
 		check_str(c->allowed_domains[i], sizeof(c->allowed_domains[i]));
 	switch (c->backend) {
-	case CA_BACKEND_AUTOTLS:
-		break;
+	case CA_BACKEND_AUTOTLS: break;
 	case CA_BACKEND_EXTERNAL:
 		check_str(c->external.url, sizeof(c->external.url));
 		check_str(c->external.role, sizeof(c->external.role));
@@ -59,8 +58,7 @@ static void check_class(const ca_class_config *c)
 		if (!c->kerberos.realm[0] || !c->kerberos.admin_keytab[0])
 			abort();
 		break;
-	default:
-		abort();
+	default: abort();
 	}
 }
 
@@ -71,8 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = 0;
 	int r;
 
-	r = ca_secretclass_parse_yaml((const char *)data, size, classes,
-				      CA_SECRETCLASS_MAX_DOCS, &n, &err);
+	r = ca_secretclass_parse_yaml((const char *)data, size, classes, CA_SECRETCLASS_MAX_DOCS,
+	                              &n, &err);
 	if (r == 0) {
 		if (n == 0 || n > CA_SECRETCLASS_MAX_DOCS)
 			abort();
