@@ -71,8 +71,8 @@
  * by 4 for a smoke run. */
 #define BP_N_ECDSA_PEM 400
 #define BP_N_ECDSA_P12 200
-#define BP_N_RSA_WARM 64
-#define BP_N_RSA_COLD 64
+#define BP_N_RSA_WARM 48
+#define BP_N_RSA_COLD 32
 #define BP_N_RSS_VOLUMES 1000
 #define BP_RSS_THREADS 8
 #define BP_N_KEYGEN_RSA 20
@@ -229,18 +229,21 @@ static void mem_read(pid_t pid, bp_mem *m)
 /* The three load averages from /proc/loadavg, or "?". */
 static void load_average(char *buf, size_t len)
 {
-	uint8_t *data = NULL;
-	size_t n = 0, spaces = 0, i;
+	char line[128];
+	size_t spaces = 0, i;
+	FILE *f = fopen("/proc/loadavg", "re");
 
 	snprintf(buf, len, "?");
-	if (sigil_fs_read_file("/proc/loadavg", 4096, &data, &n, NULL) < 0)
+	if (!f)
 		return;
-	for (i = 0; i < n && spaces < 3; i++)
-		if (data[i] == ' ')
-			spaces++;
-	if (spaces == 3)
-		snprintf(buf, len, "%.*s", (int)(i - 1), (char *)data);
-	free(data);
+	if (fgets(line, sizeof(line), f)) {
+		for (i = 0; line[i] && spaces < 3; i++)
+			if (line[i] == ' ')
+				spaces++;
+		if (spaces == 3)
+			snprintf(buf, len, "%.*s", (int)(i - 1), line);
+	}
+	fclose(f);
 }
 
 /* utime + stime of a process in clock ticks (fields 14 and 15 of
@@ -348,8 +351,6 @@ static long count_entries(const char *path, const char *suffix)
 typedef struct bp_env {
 	char csi_path[PATH_MAX];
 	char root[64];
-	char sock[128];
-	char endpoint[160];
 	char state[128];
 	char volumes[160];
 	char targets[128];
@@ -358,6 +359,11 @@ typedef struct bp_env {
 
 typedef struct bp_server {
 	pid_t pid;
+	/* A new socket path per daemon: gRPC shares subchannels per address
+	 * process-wide, so a new client to the old path would inherit the
+	 * reconnect backoff (1 s, 1.6 s, ...) left by the stopped daemon. */
+	char sock[128];
+	char endpoint[160];
 	rpc_client *client; /* shared by all threads of a "shared" run */
 	double ready_ms;
 	bp_mem ready_mem; /* right after Probe said ready */
@@ -490,9 +496,9 @@ static int bp_unpublish(rpc_client *c, const char *vid, const char *target, char
 		       NULL, why, why_len);
 }
 
-static int bp_client_new(const bp_env *env, rpc_client **ret, char *why, size_t why_len)
+static int bp_client_new(const bp_server *srv, rpc_client **ret, char *why, size_t why_len)
 {
-	rpc_client_config cc = {.target = env->endpoint};
+	rpc_client_config cc = {.target = srv->endpoint};
 	sigil_err err = {0};
 
 	if (rpc_client_new(&cc, ret, &err) < 0) {
@@ -549,6 +555,7 @@ static int server_stop(bp_server *srv)
 static int server_start(const bp_env *env, const char *pool_arg, bool privileged,
 			bp_server *srv)
 {
+	static unsigned n_started;
 	char *argv[12];
 	int argc = 0, status = 0;
 	int64_t t0 = sigil_mono_ns(), deadline = sigil_mono_ms() + BP_READY_TIMEOUT_MS;
@@ -558,10 +565,12 @@ static int server_start(const bp_env *env, const char *pool_arg, bool privileged
 	bool ready = false;
 
 	memset(srv, 0, sizeof(*srv));
+	snprintf(srv->sock, sizeof(srv->sock), "%s/csi-%u.sock", env->root, ++n_started);
+	snprintf(srv->endpoint, sizeof(srv->endpoint), "unix://%s", srv->sock);
 	snprintf(srv->pool_arg, sizeof(srv->pool_arg), "%s", pool_arg ? pool_arg : "default");
 	argv[argc++] = (char *)env->csi_path;
 	argv[argc++] = (char *)"--endpoint";
-	argv[argc++] = (char *)env->endpoint;
+	argv[argc++] = srv->endpoint;
 	argv[argc++] = (char *)"--node-id";
 	argv[argc++] = (char *)"bench-node";
 	argv[argc++] = (char *)"--state-dir";
@@ -573,7 +582,7 @@ static int server_start(const bp_env *env, const char *pool_arg, bool privileged
 	if (privileged)
 		argv[argc++] = (char *)"--privileged";
 	argv[argc] = NULL;
-	unlink(env->sock);
+	unlink(srv->sock);
 	fflush(NULL);
 	srv->pid = fork();
 	if (srv->pid < 0) {
@@ -600,7 +609,7 @@ static int server_start(const bp_env *env, const char *pool_arg, bool privileged
 	}
 	/* The socket first: a gRPC channel created before it exists would back
 	 * off for a second or more before trying again. */
-	while (!(stat(env->sock, &st) == 0 && S_ISSOCK(st.st_mode))) {
+	while (!(stat(srv->sock, &st) == 0 && S_ISSOCK(st.st_mode))) {
 		if (waitpid(srv->pid, &status, WNOHANG) == srv->pid) {
 			srv->pid = 0;
 			fprintf(stderr, "bench_publish: sigil-csi exited (status 0x%x) before listening\n",
@@ -609,12 +618,12 @@ static int server_start(const bp_env *env, const char *pool_arg, bool privileged
 			return -1;
 		}
 		if (bp_stop || sigil_mono_ms() > deadline) {
-			fprintf(stderr, "bench_publish: sigil-csi did not create %s in time\n", env->sock);
+			fprintf(stderr, "bench_publish: sigil-csi did not create %s in time\n", srv->sock);
 			goto fail;
 		}
 		sleep_ms(2);
 	}
-	if (bp_client_new(env, &srv->client, why, sizeof(why)) < 0) {
+	if (bp_client_new(srv, &srv->client, why, sizeof(why)) < 0) {
 		fprintf(stderr, "bench_publish: %s\n", why);
 		goto fail;
 	}
@@ -711,7 +720,7 @@ static void *phase_thread(void *arg)
 	if (ph->own_client) {
 		bool ready = false;
 		/* Connect and warm the channel before the clock starts. */
-		if (bp_client_new(ph->env, &own, why, sizeof(why)) < 0 ||
+		if (bp_client_new(ph->srv, &own, why, sizeof(why)) < 0 ||
 		    bp_probe(own, BP_CALL_TIMEOUT_MS, &ready, why, sizeof(why)) < 0) {
 			phase_fail(ph, "(client)", why);
 			rpc_client_free(own);
@@ -932,6 +941,7 @@ static int keygen_measure(sigil_keyalg alg, size_t n, bp_keygen *ret)
 typedef struct bp_results {
 	unsigned done; /* BP_STEP_* measured */
 	char load_start[64], load_end[64];
+	double elapsed_s;
 	bp_keygen kg_rsa, kg_ec;
 	double ready_ms[3];
 	bp_mem ready_mem[3];
@@ -972,7 +982,8 @@ static void print_results(const bp_results *res, const bp_opts *o)
 
 	printf("\nbench_publish: sigil-csi NodePublishVolume over its unix socket, %ld CPU(s)%s\n",
 	       cpus, o->scale > 1 ? " (--quick: counts / 4)" : "");
-	printf("load average (1/5/15 min) at start %s, at end %s\n", res->load_start, res->load_end);
+	printf("load average (1/5/15 min) at start %s, at end %s; whole run %.0f s\n",
+	       res->load_start, res->load_end, res->elapsed_s);
 	printf("closed loop: each client thread publishes its next distinct volume as soon as the\n"
 	       "previous one returns; latency = one rpc_client_call in this process; vol/s =\n"
 	       "successful publishes / wall time of the run.  Every run's volumes are then\n"
@@ -1247,8 +1258,6 @@ static int env_create(bp_env *env, const char *csi_path)
 		env->root[0] = '\0';
 		return -1;
 	}
-	snprintf(env->sock, sizeof(env->sock), "%s/csi.sock", env->root);
-	snprintf(env->endpoint, sizeof(env->endpoint), "unix://%s", env->sock);
 	snprintf(env->state, sizeof(env->state), "%s/state", env->root);
 	snprintf(env->volumes, sizeof(env->volumes), "%s/volumes", env->state);
 	snprintf(env->targets, sizeof(env->targets), "%s/targets", env->root);
@@ -1347,6 +1356,7 @@ int main(int argc, char **argv)
 	sigil_err err = {0};
 	char csi_path[PATH_MAX] = "";
 	struct sigaction sa;
+	int64_t t_start = sigil_mono_ms();
 	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
@@ -1396,6 +1406,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_publish: sigil-csi %s, work dir %s\n", env.csi_path, env.root);
 		if (bench_all(&env, &srv, &res, &o) == 0) {
 			load_average(res.load_end, sizeof(res.load_end));
+			res.elapsed_s = (double)(sigil_mono_ms() - t_start) / 1000.0;
 			print_results(&res, &o);
 			rc = res.left_targets == 0 && res.left_records == 0 ? 0 : 1;
 		} else {

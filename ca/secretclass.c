@@ -20,7 +20,8 @@
  *   ca_kerberos_config.admin_keytab as "<namespace>/<name>", or (standalone)
  *   a plain string that must be an absolute path, so the two never clash.
  * - externalCa takes exactly one of cfssl or vault, plus the optional
- *   keyAlgorithm (leaf keys) and maxCertificateLifetime.
+ *   keyAlgorithm (leaf keys) and maxCertificateLifetime.  timeout and the
+ *   Vault mount default as ca_class_config_defaults() says (10s, "pki").
  * - Documents that are empty (`---` with nothing after it) are skipped, as
  *   kubectl does, but a stream without any SecretClass is an error.
  * - Error messages count documents from 1, like lines. */
@@ -58,8 +59,6 @@
 #define SC_MAX_DIR_FILES 256
 /* externalCa timeout. */
 #define SC_MAX_TIMEOUT_SECS    600
-#define SC_DEFAULT_TIMEOUT_MS  10000
-#define SC_DEFAULT_VAULT_MOUNT "pki"
 /* Kubernetes object names: RFC 1123 subdomain and label. */
 #define SC_MAX_DNS_NAME  253
 #define SC_MAX_DNS_LABEL 63
@@ -822,7 +821,7 @@ static int sc_vault(const sc_ctx *c, const sc_node *m, const char *path, ca_exte
 static int sc_external(const sc_ctx *c, const sc_node *ext, const char *path, ca_class_config *cfg)
 {
 	static const char *const known[] = {"cfssl", "vault", "keyAlgorithm",
-	                                    "maxCertificateLifetime"};
+	                                    "maxCertificateLifetime", "additionalTrustRoots"};
 	static const char *const cfssl_known[] = {"url", "caFile", "authKeyFile", "profile",
 	                                          "timeout"};
 	static const char *const vault_known[] = {"url",   "caFile", "tokenFile",
@@ -834,7 +833,6 @@ static int sc_external(const sc_ctx *c, const sc_node *ext, const char *path, ca
 
 	cfg->backend = CA_BACKEND_EXTERNAL;
 	cfg->auto_generate = false; /* the company CA signs; sigil holds no CA key */
-	cfg->external.timeout_ms = SC_DEFAULT_TIMEOUT_MS;
 	r = sc_map_check(c, ext, path, known, SIGIL_ARRAY_SIZE(known), true);
 	if (r < 0)
 		return r;
@@ -847,13 +845,15 @@ static int sc_external(const sc_ctx *c, const sc_node *ext, const char *path, ca
 	if (!cfssl == !vault)
 		return sc_fail(c, SIGIL_E_INVALID, path, ext->line,
 		               "set exactly one of cfssl or vault");
+	/* The company root that the external CA chains to: the bundle pods trust. */
+	r = sc_trust_roots(c, ext, path, cfg);
+	if (r < 0)
+		return r;
 	if (cfssl) {
 		sc_path(p, sizeof(p), path, "cfssl");
 		r = sc_cfssl(c, cfssl, p, &cfg->external);
 	} else {
 		sc_path(p, sizeof(p), path, "vault");
-		snprintf(cfg->external.mount, sizeof(cfg->external.mount), "%s",
-		         SC_DEFAULT_VAULT_MOUNT);
 		r = sc_vault(c, vault, p, &cfg->external);
 	}
 	if (r < 0)
@@ -1071,7 +1071,8 @@ static int sc_doc_class(const sc_ctx *c, const sc_node *root, ca_class_config *c
 	r = sc_get_str(c, root, "", "apiVersion", true, api, sizeof(api));
 	if (r < 0)
 		return r;
-	if (strcmp(api, CA_SECRETCLASS_API_SIGIL) && strcmp(api, CA_SECRETCLASS_API_STACKABLE))
+	if (strcmp(api, CA_SECRETCLASS_API_SIGIL) && strcmp(api, CA_SECRETCLASS_API_STACKABLE) &&
+	    strcmp(api, CA_SECRETCLASS_API_STACKABLE_V1))
 		return sc_fail(
 		    c, SIGIL_E_INVALID, "apiVersion", sc_field(c, root, "apiVersion")->line,
 		    "\"%s\" is not supported; use %s (or %s)", sc_show(api, shown, sizeof(shown)),

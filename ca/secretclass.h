@@ -12,6 +12,8 @@
 #define CA_SECRETCLASS_MAX_DOCS 64
 #define CA_SECRETCLASS_API_SIGIL "secrets.sigil.dev/v1alpha1"
 #define CA_SECRETCLASS_API_STACKABLE "secrets.stackable.tech/v1alpha2"
+/* Stackable's older version, still used by most of its documentation. */
+#define CA_SECRETCLASS_API_STACKABLE_V1 "secrets.stackable.tech/v1alpha1"
 
 /* Parses one YAML stream (one or more documents, each a SecretClass) into
  * up to max classes.  Unknown fields under spec are errors naming the

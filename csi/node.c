@@ -207,7 +207,7 @@ static int mint_tls(csi_node *n, const csi_attrs *a, ks_fileset *out, time_t *no
 	r = csi_issuer_class(n->cfg.issuer, a->class_name, &cls, err);
 	if (r < 0)
 		return r;
-	if (cls.backend != CA_BACKEND_AUTOTLS)
+	if (cls.backend != CA_BACKEND_AUTOTLS && cls.backend != CA_BACKEND_EXTERNAL)
 		return sigil_err_set(err, SIGIL_E_INVALID,
 				     "SecretClass '%s' is not a TLS class; format %s needs one",
 				     a->class_name, csi_format_name(a->format));

@@ -30,6 +30,21 @@ openssl x509 -req -in "$co/int.csr" -CA "$co/root.crt" -CAkey "$co/root.key" -CA
 cp "$co/int.crt" "$SEC/default/company-ca/ca.crt"; cp "$co/int.key" "$SEC/default/company-ca/ca.key"
 cp "$co/root.crt" "$SEC/default/company-ca/chain.crt"; cp "$co/root.crt" "$SEC/default/company-root/ca.crt"
 
+# cfssl serve as the company's external CA.
+cf="$T_DIR/cfssl"; mkdir -p "$cf" "$SEC/default/cfssl-root"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$cf/ca-key.pem" -out "$cf/ca.pem" \
+  -subj "/O=Example Corp/CN=cfssl CA" -days 3650 -addext "basicConstraints=critical,CA:TRUE" \
+  -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+cp "$cf/ca.pem" "$SEC/default/cfssl-root/ca.crt"
+cat > "$cf/config.json" <<'JSON'
+{"signing": {"default": {"expiry": "24h", "usages": ["digital signature", "server auth", "client auth"]}}}
+JSON
+CF_PORT=$(free_port)
+cfssl serve -address 127.0.0.1 -port "$CF_PORT" -ca "$cf/ca.pem" -ca-key "$cf/ca-key.pem" -config "$cf/config.json" \
+  > "$T_DIR/cfssl.log" 2>&1 &
+T_PIDS+=($!)
+wait_port "$CF_PORT" || fail "cfssl serve did not start"
+
 cat > "$CLS/classes.yaml" <<'YAML'
 apiVersion: secrets.sigil.dev/v1alpha1
 kind: SecretClass
@@ -61,7 +76,18 @@ spec:
       ca:
         secret: {name: company-ca, namespace: default}
         autoGenerate: false
+---
+apiVersion: secrets.sigil.dev/v1alpha1
+kind: SecretClass
+metadata: {name: cfssl}
+spec:
+  backend:
+    externalCa:
+      cfssl: {url: "http://127.0.0.1:CF_PORT", timeout: 10s}
+      additionalTrustRoots:
+        - secret: {name: cfssl-root, namespace: default}
 YAML
+sed -i "s/CF_PORT/$CF_PORT/" "$CLS/classes.yaml"
 
 CA_PORT=$(free_port)
 start_ca() {
@@ -112,6 +138,13 @@ check "company leaf verifies to the company root" openssl verify -CAfile "$co/ro
 [ "$(grep -c 'BEGIN CERTIFICATE' "$PODS/v8/tls.crt")" = 2 ] && ok "tls.crt = leaf + intermediate" || fail "tls.crt chain length"
 cmp -s <(openssl x509 -in "$PODS/v8/ca.crt" -noout -fingerprint) <(openssl x509 -in "$co/root.crt" -noout -fingerprint) \
   && ok "ca.crt is the company root" || fail "ca.crt is not the company root"
+
+# cfssl signs: the key stays on the node, the CSR goes through sigil-ca to cfssl.
+check "publish through the cfssl external CA" pub node-a v11 class=cfssl scope=node,service=web
+check "cfssl-signed leaf verifies to the cfssl root" openssl verify -CAfile "$cf/ca.pem" "$PODS/v11/tls.crt"
+openssl x509 -in "$PODS/v11/tls.crt" -noout -text > "$T_DIR/v11.txt"
+check_grep "cfssl leaf issued by the cfssl CA" "Issuer: O ?= ?Example Corp, CN ?= ?cfssl CA" "$T_DIR/v11.txt"
+check_grep "cfssl leaf has the names sigil-ca decided" "DNS:web.default.svc.cluster.local" "$T_DIR/v11.txt"
 
 # CA down: UNAVAILABLE, nothing written; CA back: success.
 kill -TERM "$CA_PID"; wait "$CA_PID" 2>/dev/null || true

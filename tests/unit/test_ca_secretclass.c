@@ -189,7 +189,6 @@ static void test_external_cfssl(void **state)
 	assert_string_equal(c.external.ca_file, "/etc/sigil/cfssl-ca.pem");
 	assert_string_equal(c.external.auth_key_file, "/etc/sigil/cfssl.key");
 	assert_string_equal(c.external.profile, "server");
-	assert_string_equal(c.external.mount, "");
 	assert_int_equal(c.external.timeout_ms, 30000);
 	assert_int_equal(c.leaf_key_alg, SIGIL_KEY_RSA3072);
 	assert_int_equal(c.max_leaf_lifetime_secs, 2 * DAY);
