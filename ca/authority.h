@@ -26,6 +26,12 @@ typedef struct ca_authority {
 	STACK_OF(X509) *chain;
 	/* Imported CA only: the self-signed root if it was in the chain file. */
 	X509 *root;
+	/* A signing context initialised once for key, which
+	 * ca_authority_sign_cert copies instead of setting one up per
+	 * certificate.  Set by ca_authority_create and _import/_from_pem,
+	 * NULL in an authority assembled by hand (then each signature
+	 * initialises its own); only read afterwards, so threads share it. */
+	EVP_MD_CTX *sign_ctx;
 } ca_authority;
 
 typedef struct ca_create_opts {
@@ -81,3 +87,5 @@ int ca_cert_add_key_usage(X509 *x, unsigned int ku_flags, sigil_err *err) SIGIL_
 int ca_cert_add_key_ids(X509 *x, X509 *issuer, sigil_err *err) SIGIL_WUR;
 /* Signs with the digest ca_key_sign_digest chooses for key. */
 int ca_cert_sign(X509 *x, EVP_PKEY *key, sigil_err *err) SIGIL_WUR;
+/* The same with ca's key, through ca->sign_ctx when it is set. */
+int ca_authority_sign_cert(const ca_authority *ca, X509 *x, sigil_err *err) SIGIL_WUR;

@@ -815,15 +815,14 @@ static int build_sans(const ca_leaf_request *req, GENERAL_NAMES **ret, sigil_err
 	return 0;
 }
 
-/* Subject: DC=... (most significant first) then CN. May end up empty. */
-static int build_subject(const ca_leaf_request *req, X509_NAME **ret, sigil_err *err)
+/* Subject: DC=... (most significant first) then CN, added to name (the
+ * certificate's own, which X509_set_subject_name would copy). May end up
+ * empty. */
+static int build_subject(const ca_leaf_request *req, X509_NAME *name, sigil_err *err)
 {
-	_cleanup_(X509_NAME_freep) X509_NAME *name = X509_NAME_new();
 	char q[CA_QUOTE_LEN];
 	int r;
 
-	if (!name)
-		return sigil_err_ssl(err, SIGIL_E_NOMEM, "out of memory");
 	if (req->n_domain_components > CA_MAX_DC)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "%zu domain components, the limit is %d",
 				     req->n_domain_components, CA_MAX_DC);
@@ -853,7 +852,6 @@ static int build_subject(const ca_leaf_request *req, X509_NAME **ret, sigil_err 
 					     "common name \"%s\" is not valid UTF-8 text",
 					     ca_names_quote(req->common_name, q, sizeof(q)));
 	}
-	*ret = TAKE_PTR(name);
 	return 0;
 }
 
@@ -1010,8 +1008,8 @@ static int issue_leaf(const ca_authority *ca, const leaf_key *key, const ca_leaf
 		      X509 **ret, sigil_err *err)
 {
 	_cleanup_(X509_freep) X509 *x = NULL;
-	_cleanup_(X509_NAME_freep) X509_NAME *subject = NULL;
 	_cleanup_(GENERAL_NAMES_freep) GENERAL_NAMES *sans = NULL;
+	X509_NAME *subject;
 	time_t now, not_before;
 	int64_t lifetime = 0;
 	int r;
@@ -1021,7 +1019,11 @@ static int issue_leaf(const ca_authority *ca, const leaf_key *key, const ca_leaf
 		return r;
 	if (!req)
 		return sigil_err_set(err, SIGIL_E_INVALID, "no public key or request to sign");
-	r = build_subject(req, &subject, err);
+	x = X509_new();
+	if (!x)
+		return sigil_err_ssl(err, SIGIL_E_NOMEM, "out of memory");
+	subject = X509_get_subject_name(x);
+	r = build_subject(req, subject, err);
 	if (r < 0)
 		return r;
 	r = build_sans(req, &sans, err);
@@ -1041,17 +1043,13 @@ static int issue_leaf(const ca_authority *ca, const leaf_key *key, const ca_leaf
 	if (not_before < ca_authority_not_before(ca))
 		not_before = ca_authority_not_before(ca);
 
-	x = X509_new();
-	if (!x)
-		return sigil_err_ssl(err, SIGIL_E_NOMEM, "out of memory");
 	if (!X509_set_version(x, X509_VERSION_3))
 		return sigil_err_ssl(err, SIGIL_E_CRYPTO, "cannot set certificate version");
 	r = ca_cert_set_random_serial(x, err);
 	if (r < 0)
 		return r;
-	if (!X509_set_subject_name(x, subject) ||
-	    !X509_set_issuer_name(x, X509_get_subject_name(ca->cert)))
-		return sigil_err_ssl(err, SIGIL_E_CRYPTO, "cannot set certificate names");
+	if (!X509_set_issuer_name(x, X509_get_subject_name(ca->cert)))
+		return sigil_err_ssl(err, SIGIL_E_CRYPTO, "cannot set the issuer name");
 	r = ca_cert_set_validity(x, not_before, now + (time_t)lifetime, err);
 	if (r < 0)
 		return r;
@@ -1076,7 +1074,7 @@ static int issue_leaf(const ca_authority *ca, const leaf_key *key, const ca_leaf
 	r = ca_cert_add_key_ids(x, ca->cert, err);
 	if (r < 0)
 		return r;
-	r = ca_cert_sign(x, ca->key, err);
+	r = ca_authority_sign_cert(ca, x, err);
 	if (r < 0)
 		return sigil_err_prefix(err, "signing with the CA key: ");
 	*ret = TAKE_PTR(x);

@@ -42,7 +42,7 @@ static void usage(FILE *f)
 		"  --privileged            mount a tmpfs at every target (needs CAP_SYS_ADMIN)\n"
 		"  --tmpfs-size BYTES      size of each tmpfs (default 1 MiB)\n"
 		"  --key-pool ALG=N        keep N keys of ALG ready (repeatable; default rsa-2048=8)\n"
-		"  --workers N             gRPC worker threads (default 4)\n"
+		"  --workers N             threads running CSI calls (default 4)\n"
 		"  --max-volumes N         max volumes per node reported to the kubelet (0: no limit)\n"
 		"  --cluster-domain NAME   default cluster.local\n"
 		"  --ca-endpoint HOST:PORT use a remote sigil-ca instead of the embedded CA\n"
@@ -220,7 +220,7 @@ int main(int argc, char **argv)
 	rpc_server_config sc = {
 		.methods = methods,
 		.n_methods = csi_services_methods(&svcs, methods),
-		.workers = (unsigned)o.workers,
+		.handler_threads = (unsigned)o.workers,
 	};
 	if (rpc_server_new(&sc, &srv, &err) < 0 ||
 	    rpc_server_listen_unix(srv, socket_path(o.endpoint), &err) < 0 ||

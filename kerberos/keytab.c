@@ -156,13 +156,16 @@ static int read_data(sigil_rbuf *b, bool allow_empty, const char *what, size_t i
 	const uint8_t *p;
 	char *s;
 
-	if (sigil_rbuf_get_u16be(b, &n) < 0 || sigil_rbuf_get_bytes(b, n, &p) < 0)
+	if (sigil_rbuf_get_u16be(b, &n) < 0)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "keytab entry %zu: %s is truncated", idx,
 				     what);
 	if (n > KERBEROS_KEYTAB_MAX_DATA_LEN)
 		return sigil_err_set(err, SIGIL_E_LIMIT,
 				     "keytab entry %zu: %s is %u bytes, more than %d", idx, what,
 				     (unsigned)n, KERBEROS_KEYTAB_MAX_DATA_LEN);
+	if (sigil_rbuf_get_bytes(b, n, &p) < 0)
+		return sigil_err_set(err, SIGIL_E_CORRUPT, "keytab entry %zu: %s is truncated", idx,
+				     what);
 	if (n == 0 && !allow_empty)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "keytab entry %zu: empty %s", idx, what);
 	if (memchr(p, '\0', n))

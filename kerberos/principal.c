@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define QUOTE_LEN 80
 
@@ -31,6 +32,9 @@ static bool is_lower_alnum(char c)
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
+static const char *const reserved_services[] = {"krbtgt", "kadmin", "kiprop", "K",
+						 "WELLKNOWN", "changepw"};
+
 static bool is_service_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -58,6 +62,15 @@ int kerberos_principal_check_service(const char *service, sigil_err *err)
 	if (!strcmp(service, ".") || !strcmp(service, ".."))
 		return sigil_err_set(err, SIGIL_E_INVALID, "Kerberos service name \"%s\" is reserved",
 				     service);
+	/* The KDC's own principals: extracting their keys (the admin principal
+	 * may hold 'e' on "*") would let a pod forge tickets or impersonate
+	 * kadmind.  Compared without case, to refuse look-alikes too. */
+	for (size_t i = 0; i < sizeof(reserved_services) / sizeof(reserved_services[0]); i++)
+		if (!strcasecmp(service, reserved_services[i]))
+			return sigil_err_set(err, SIGIL_E_INVALID,
+					     "Kerberos service name \"%s\" belongs to the KDC and "
+					     "is never provisioned",
+					     service);
 	return 0;
 }
 

@@ -28,7 +28,8 @@ typedef struct kerberos_principal {
 	char realm[KERBEROS_MAX_REALM_LEN + 1];
 } kerberos_principal;
 
-/* [A-Za-z0-9._-]{1,64}, not "." or "..". */
+/* [A-Za-z0-9._-]{1,64}, not "." or "..", and none of the KDC's own service
+ * names (krbtgt, kadmin, kiprop, K, WELLKNOWN, changepw; any case). */
 int kerberos_principal_check_service(const char *service, sigil_err *err) SIGIL_WUR;
 /* A lower-case RFC 1123 host name (labels of [a-z0-9-], no leading or
  * trailing '-', 1..63 bytes each, at most 253 in all, no trailing dot), or

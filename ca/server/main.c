@@ -379,7 +379,7 @@ int main(int argc, char **argv)
 	rpc_server_config sc = {
 		.methods = methods,
 		.n_methods = issuer_server_methods(&is, methods),
-		.workers = (unsigned)o.workers,
+		.handler_threads = (unsigned)o.workers,
 	};
 	rpc_tls_server_config tls = {.cert_chain_pem = sv.chain_pem, .key_pem = sv.key_pem};
 	if (rpc_server_new(&sc, &srv, &err) < 0 ||

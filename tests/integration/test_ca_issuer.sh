@@ -151,6 +151,7 @@ kill -TERM "$CA_PID"; wait "$CA_PID" 2>/dev/null || true
 if pub node-a v9 class=tls scope=node > "$T_DIR/o.txt" 2>&1; then fail "publish with the CA down succeeded"; else check_grep "CA down: UNAVAILABLE" "UNAVAILABLE" "$T_DIR/o.txt"; fi
 [ -e "$PODS/v9" ] && fail "CA down left files" || ok "CA down left nothing"
 start_ca
+sleep 2.5 # the node's channel reconnects within its 2 s maximum backoff
 check "CA back: the same publish succeeds" pub node-a v9 class=tls scope=node
 check "after the restart the CA is the same" openssl verify -CAfile "$PODS/v1/ca.crt" "$PODS/v9/tls.crt"
 

@@ -635,7 +635,7 @@ static void test_error_header(void **state)
 	             "metadata: {name: tls}\n"
 	             "spec: {backend: {autoTls: {}}}\n",
 	             SIGIL_E_INVALID, "kind (line 2)", "\"ConfigMap\" is not SecretClass");
-	expect_error("apiVersion: secrets.stackable.tech/v1alpha1\n"
+	expect_error("apiVersion: secrets.stackable.tech/v1beta9\n"
 	             "kind: SecretClass\n"
 	             "metadata: {name: tls}\n"
 	             "spec: {backend: {autoTls: {}}}\n",

@@ -213,6 +213,9 @@ static void test_invalid_input_never_starts_the_helper(void **state)
 	const char *bad_name[] = {"HTTP/Web-0@SIGIL.TEST"};
 	const char *other_realm[] = {"HTTP/web@OTHER.TEST"};
 	const char *nonsense[] = {"kadmin/admin@SIGIL.TEST/x"};
+	/* The KDC's own keys are never extracted for a volume. */
+	const char *kdc_own[] = {web[0], "kadmin/admin@SIGIL.TEST"};
+	const char *tgt[] = {"krbtgt/sigil.test@SIGIL.TEST"};
 	const char *many[KERBEROS_MAX_PRINCIPALS + 1];
 	kerberos_admin_config c;
 	sigil_err err = {0};
@@ -228,6 +231,9 @@ static void test_invalid_input_never_starts_the_helper(void **state)
 	assert_int_equal(kerberos_provision(&c, other_realm, 1, true, &kt, &len, &err),
 			 SIGIL_E_INVALID);
 	assert_int_equal(kerberos_provision(&c, nonsense, 1, true, &kt, &len, &err), SIGIL_E_INVALID);
+	assert_int_equal(kerberos_provision(&c, kdc_own, 2, true, &kt, &len, &err), SIGIL_E_INVALID);
+	assert_non_null(strstr(err.msg, "belongs to the KDC"));
+	assert_int_equal(kerberos_provision(&c, tgt, 1, true, &kt, &len, &err), SIGIL_E_INVALID);
 	assert_int_equal(kerberos_provision(&c, web, 0, true, &kt, &len, &err), SIGIL_E_INVALID);
 	assert_int_equal(kerberos_provision(&c, many, SIGIL_ARRAY_SIZE(many), true, &kt, &len, &err),
 			 SIGIL_E_LIMIT);

@@ -24,7 +24,10 @@ static void test_service_names(void **state)
 	static const char *const good[] = {"HTTP", "kafka", "host", "zookeeper-1", "a.b_c-d", "X",
 					   "0"};
 	static const char *const bad[] = {"", "HTTP/x", "kafka@R", "with space", "tab\t", "ü",
-					  ".", "..", "a\nb", "semi;colon", "star*"};
+					  ".", "..", "a\nb", "semi;colon", "star*",
+					  /* the KDC's own principals */
+					  "krbtgt", "KRBTGT", "kadmin", "kiprop", "K", "WELLKNOWN",
+					  "changepw"};
 	sigil_err err;
 	char *s;
 
@@ -37,6 +40,11 @@ static void test_service_names(void **state)
 		assert_true(strlen(err.msg) > 0);
 	}
 	assert_int_equal(kerberos_principal_check_service(NULL, &err), SIGIL_E_INVALID);
+	assert_int_equal(kerberos_principal_check_service("kadmin", &err), SIGIL_E_INVALID);
+	assert_non_null(strstr(err.msg, "belongs to the KDC"));
+	/* Only whole names are reserved. */
+	assert_int_equal(kerberos_principal_check_service("kadmin-ui", &err), 0);
+	assert_int_equal(kerberos_principal_check_service("k", &err), SIGIL_E_INVALID);
 	s = repeat('a', KERBEROS_MAX_SERVICE_LEN);
 	assert_int_equal(kerberos_principal_check_service(s, &err), 0);
 	free(s);
