@@ -291,6 +291,29 @@ static void cpu_model(char *buf, size_t len)
 	fclose(f);
 }
 
+/* The three load averages from /proc/loadavg, or "?": the machine may be
+ * shared, and the figures mean little under someone else's load. */
+static void load_average(char *buf, size_t len)
+{
+	char line[128];
+	FILE *f = fopen("/proc/loadavg", "re");
+	const char *p = line;
+	int spaces = 0;
+
+	snprintf(buf, len, "?");
+	if (!f)
+		return;
+	/* /proc files report size 0, so read them with stdio. */
+	if (fgets(line, sizeof(line), f)) {
+		for (; *p && spaces < 3; p++)
+			if (*p == ' ')
+				spaces++;
+		if (spaces == 3)
+			snprintf(buf, len, "%.*s", (int)(p - line - 1), line);
+	}
+	fclose(f);
+}
+
 /* ---- child processes -------------------------------------------------------------- */
 
 /* fork + exec argv (PATH is searched) with stdout and stderr to log_path
@@ -1218,7 +1241,7 @@ int main(int argc, char **argv)
 	bi_result sres[BI_MAX_CONC] = {0}, cres[BI_MAX_CONC] = {0};
 	uint64_t rss_idle = 0, rss_end = 0, hwm_end = 0;
 	int max_conc = 0, rc = 0;
-	char model[128];
+	char model[128], load[64];
 	sigil_err err = {0};
 
 	if (parse_args(argc, argv, &o) < 0)
@@ -1242,10 +1265,11 @@ int main(int argc, char **argv)
 			max_conc = o.conc[i];
 
 	cpu_model(model, sizeof(model));
-	printf("bench_issuer: %ld online CPUs (%s); sigil-ca --workers %lld; %.1f s per run "
-	       "after %d ms warm-up; %lld distinct CSRs (ECDSA P-256)\n",
-	       sysconf(_SC_NPROCESSORS_ONLN), model, (long long)o.workers, o.seconds, BI_WARMUP_MS,
-	       (long long)o.n_csrs);
+	load_average(load, sizeof(load));
+	printf("bench_issuer: %ld online CPUs (%s), load average %s; sigil-ca --workers %lld; "
+	       "%.1f s per run after %d ms warm-up; %lld distinct CSRs (ECDSA P-256)\n",
+	       sysconf(_SC_NPROCESSORS_ONLN), model, load, (long long)o.workers, o.seconds,
+	       BI_WARMUP_MS, (long long)o.n_csrs);
 	fflush(stdout);
 
 	/* openssl first, with nothing else running. */
@@ -1259,6 +1283,7 @@ int main(int argc, char **argv)
 	} else {
 		printf("openssl speed ecdsap256: could not run or parse it\n");
 	}
+	fflush(stdout);
 
 	csrs = calloc((size_t)o.n_csrs, sizeof(*csrs));
 	if (!csrs)
@@ -1332,8 +1357,17 @@ int main(int argc, char **argv)
 		       o.conc[i], sr, s->p50, s->p99, cr, c->p50, c->p99, ratio, p1, p2, scpu, ccpu);
 	}
 	if (core_limit > 0)
-		printf("(server CPU per cert at the openssl limit: %.0f us = 1 sign + 1 verify)\n",
+		printf("(server CPU per cert at the openssl limit: %.0f us = 1 sign + 1 verify; "
+		       "sigil's server CPU per cert as cert per CPU-second:",
 		       1e6 / core_limit);
+	for (size_t i = 0; core_limit > 0 && i < o.n_conc; i++)
+		if (sres[i].ran && sres[i].srv_cpu_us > 0)
+			printf(" %d thr %.0f/s = %.0f%%", o.conc[i], 1e6 / sres[i].srv_cpu_us,
+			       100.0 * 1e6 / sres[i].srv_cpu_us / core_limit);
+	if (core_limit > 0)
+		printf(")\n");
+	load_average(load, sizeof(load));
+	printf("load average at the end: %s\n", load);
 
 	printf("\ntargets:\n");
 	for (size_t i = 0; i < o.n_conc; i++) {

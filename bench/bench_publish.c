@@ -697,7 +697,11 @@ typedef struct bp_phase {
 	int64_t *lat;       /* ns per call; -1: not attempted */
 	bool *attempted;    /* publish was sent (unpublish these) */
 	bool *ok;           /* publish succeeded */
-	pthread_barrier_t start;
+	/* Start gate: threads connect first, then all start together. */
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cond;
+	int n_ready;
+	bool go;
 	pthread_mutex_t lock;
 	char first_err[SIGIL_ERR_MSG_MAX + 64];
 } bp_phase;
@@ -728,7 +732,12 @@ static void *phase_thread(void *arg)
 		}
 		c = own;
 	}
-	pthread_barrier_wait(&ph->start);
+	pthread_mutex_lock(&ph->gate_lock);
+	ph->n_ready++;
+	pthread_cond_broadcast(&ph->gate_cond);
+	while (!ph->go)
+		pthread_cond_wait(&ph->gate_cond, &ph->gate_lock);
+	pthread_mutex_unlock(&ph->gate_lock);
 	for (;;) {
 		size_t i = atomic_fetch_add(&ph->next, 1);
 		char vid[96], target[256];
@@ -784,24 +793,28 @@ static int phase_run(bp_phase *ph, int conc, bp_stats *st)
 	ph->first_err[0] = '\0';
 	for (size_t i = 0; i < ph->count; i++)
 		ph->lat[i] = -1;
-	if (pthread_barrier_init(&ph->start, NULL, (unsigned)conc + 1) != 0)
-		return -1;
-	for (; started < conc; started++)
+	ph->n_ready = 0;
+	ph->go = false;
+	for (; started < conc && started < BP_MAX_THREADS; started++)
 		if (pthread_create(&th[started], NULL, phase_thread, ph) != 0)
 			break;
 	if (started < conc) {
-		/* Cannot happen with 32 threads; release who waits and bail. */
+		/* The threads that did start leave at once once released. */
 		fprintf(stderr, "bench_publish: cannot start %d threads\n", conc);
 		bp_stop = 1;
-		pthread_barrier_destroy(&ph->start);
-		return -1;
 	}
-	pthread_barrier_wait(&ph->start);
+	pthread_mutex_lock(&ph->gate_lock);
+	while (ph->n_ready < started)
+		pthread_cond_wait(&ph->gate_cond, &ph->gate_lock);
+	ph->go = true;
+	pthread_cond_broadcast(&ph->gate_cond);
+	pthread_mutex_unlock(&ph->gate_lock);
 	t0 = sigil_mono_ns();
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	t1 = sigil_mono_ns();
-	pthread_barrier_destroy(&ph->start);
+	if (started < conc)
+		return -1;
 
 	sorted = sigil_calloc(ph->count, sizeof(*sorted));
 	if (!sorted)
@@ -870,6 +883,8 @@ static int scenario_run(const bp_env *env, bp_server *srv, const bp_kind *k, int
 	ph.attempted = sigil_calloc(count, sizeof(bool));
 	ph.ok = sigil_calloc(count, sizeof(bool));
 	pthread_mutex_init(&ph.lock, NULL);
+	pthread_mutex_init(&ph.gate_lock, NULL);
+	pthread_cond_init(&ph.gate_cond, NULL);
 	if (!ph.lat || !ph.attempted || !ph.ok)
 		goto out;
 	if (!proc_cpu_ticks(srv->pid, &ticks0))
@@ -892,6 +907,8 @@ static int scenario_run(const bp_env *env, bp_server *srv, const bp_kind *k, int
 		snprintf(row->first_err, sizeof(row->first_err), "%s", ph.first_err);
 	r = 0;
 out:
+	pthread_cond_destroy(&ph.gate_cond);
+	pthread_mutex_destroy(&ph.gate_lock);
 	pthread_mutex_destroy(&ph.lock);
 	free(ph.lat);
 	free(ph.attempted);
@@ -1115,6 +1132,8 @@ static int rss_run(const bp_env *env, bp_server *srv, bp_results *res)
 	ph.attempted = sigil_calloc(ph.count, sizeof(bool));
 	ph.ok = sigil_calloc(ph.count, sizeof(bool));
 	pthread_mutex_init(&ph.lock, NULL);
+	pthread_mutex_init(&ph.gate_lock, NULL);
+	pthread_cond_init(&ph.gate_cond, NULL);
 	if (!ph.lat || !ph.attempted || !ph.ok)
 		goto out;
 	if (phase_run(&ph, BP_RSS_THREADS, &res->rss_pub) < 0)
@@ -1135,6 +1154,8 @@ static int rss_run(const bp_env *env, bp_server *srv, bp_results *res)
 	mem_read(srv->pid, &res->mem_after);
 	r = 0;
 out:
+	pthread_cond_destroy(&ph.gate_cond);
+	pthread_mutex_destroy(&ph.gate_lock);
 	pthread_mutex_destroy(&ph.lock);
 	free(ph.lat);
 	free(ph.attempted);

@@ -27,6 +27,8 @@
 extern char **environ;
 
 #define QUOTE_LEN 80
+/* How long an answered helper may take to exit. */
+#define KADM_EXIT_GRACE_MS 2000
 
 static const uint8_t kadm_magic[4] = {'S', 'G', 'K', '1'};
 
@@ -54,9 +56,10 @@ static int get_str(sigil_rbuf *b, const char *what, char **ret, sigil_err *err)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "kadm message: %s is truncated", what);
 	if (n > KERBEROS_KADM_MAX_STR)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "kadm message: %s is longer than %d bytes",
-				     what, KERBEROS_KADM_MAX_STR);
+		                     what, KERBEROS_KADM_MAX_STR);
 	if (memchr(p, '\0', n))
-		return sigil_err_set(err, SIGIL_E_CORRUPT, "kadm message: %s holds a NUL byte", what);
+		return sigil_err_set(err, SIGIL_E_CORRUPT, "kadm message: %s holds a NUL byte",
+		                     what);
 	if (!(*ret = sigil_strndup((const char *)p, n)))
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
 	return 0;
@@ -72,7 +75,7 @@ static int frame_finish(sigil_wbuf *w, uint8_t **ret, size_t *ret_len, sigil_err
 		sigil_wbuf_free(w);
 		if (r == SIGIL_E_LIMIT)
 			return sigil_err_set(err, r, "kadm message larger than %d bytes",
-					     KERBEROS_KADM_MAX_FRAME);
+			                     KERBEROS_KADM_MAX_FRAME);
 		return sigil_err_set(err, r, "out of memory encoding a kadm message");
 	}
 	body = w->len - 4;
@@ -86,13 +89,13 @@ static int frame_finish(sigil_wbuf *w, uint8_t **ret, size_t *ret_len, sigil_err
 }
 
 int kerberos_kadm_request_encode(const kerberos_kadm_request *rq, uint8_t **ret, size_t *ret_len,
-				 sigil_err *err)
+                                 sigil_err *err)
 {
 	sigil_wbuf w;
 
 	if (rq->n_principals > KERBEROS_MAX_PRINCIPALS)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "at most %d principals per request",
-				     KERBEROS_MAX_PRINCIPALS);
+		                     KERBEROS_MAX_PRINCIPALS);
 	sigil_wbuf_init(&w, KERBEROS_KADM_MAX_FRAME + 4, false);
 	(void)sigil_wbuf_put_u32be(&w, 0);
 	(void)sigil_wbuf_put(&w, kadm_magic, sizeof(kadm_magic));
@@ -132,13 +135,13 @@ static int check_magic(sigil_rbuf *b, sigil_err *err)
 	if (sigil_rbuf_get_bytes(b, sizeof(kadm_magic), &m) < 0 ||
 	    memcmp(m, kadm_magic, sizeof(kadm_magic)) != 0)
 		return sigil_err_set(err, SIGIL_E_CORRUPT,
-				     "kadm message: bad magic (helper and caller from different "
-				     "builds?)");
+		                     "kadm message: bad magic (helper and caller from different "
+		                     "builds?)");
 	return 0;
 }
 
 int kerberos_kadm_request_decode(const uint8_t *body, size_t len, kerberos_kadm_request **ret,
-				 sigil_err *err)
+                                 sigil_err *err)
 {
 	_cleanup_(kerberos_kadm_request_freep) kerberos_kadm_request *rq = NULL;
 	sigil_rbuf b;
@@ -148,7 +151,7 @@ int kerberos_kadm_request_decode(const uint8_t *body, size_t len, kerberos_kadm_
 
 	if (len > KERBEROS_KADM_MAX_FRAME)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "kadm request larger than %d bytes",
-				     KERBEROS_KADM_MAX_FRAME);
+		                     KERBEROS_KADM_MAX_FRAME);
 	sigil_rbuf_init(&b, body, len);
 	if ((r = check_magic(&b, err)) < 0)
 		return r;
@@ -158,7 +161,7 @@ int kerberos_kadm_request_decode(const uint8_t *body, size_t len, kerberos_kadm_
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "kadm request is truncated");
 	if (create > 1)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "kadm request: bad create flag %u",
-				     (unsigned)create);
+		                     (unsigned)create);
 	rq->create = create;
 	if ((r = get_str(&b, "realm", &rq->realm, err)) < 0 ||
 	    (r = get_str(&b, "kdc", &rq->kdc, err)) < 0 ||
@@ -169,8 +172,9 @@ int kerberos_kadm_request_decode(const uint8_t *body, size_t len, kerberos_kadm_
 	if (sigil_rbuf_get_u16be(&b, &n) < 0)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "kadm request is truncated");
 	if (n > KERBEROS_MAX_PRINCIPALS)
-		return sigil_err_set(err, SIGIL_E_LIMIT, "kadm request: %u principals, more than %d",
-				     (unsigned)n, KERBEROS_MAX_PRINCIPALS);
+		return sigil_err_set(err, SIGIL_E_LIMIT,
+		                     "kadm request: %u principals, more than %d", (unsigned)n,
+		                     KERBEROS_MAX_PRINCIPALS);
 	if (!(rq->principals = calloc(n ? n : 1, sizeof(char *))))
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
 	for (uint16_t i = 0; i < n; i++) {
@@ -180,7 +184,7 @@ int kerberos_kadm_request_decode(const uint8_t *body, size_t len, kerberos_kadm_
 	}
 	if (sigil_rbuf_remaining(&b) != 0)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "kadm request: %zu trailing bytes",
-				     sigil_rbuf_remaining(&b));
+		                     sigil_rbuf_remaining(&b));
 	*ret = TAKE_PTR(rq);
 	return 0;
 }
@@ -191,7 +195,7 @@ static bool code_known(int code)
 }
 
 int kerberos_kadm_response_encode(int code, const char *message, const uint8_t *keytab,
-				  size_t keytab_len, uint8_t **ret, size_t *ret_len, sigil_err *err)
+                                  size_t keytab_len, uint8_t **ret, size_t *ret_len, sigil_err *err)
 {
 	sigil_wbuf w;
 	char msg[SIGIL_ERR_MSG_MAX];
@@ -200,7 +204,7 @@ int kerberos_kadm_response_encode(int code, const char *message, const uint8_t *
 		return sigil_err_set(err, SIGIL_E_INTERNAL, "kadm response: unknown code %d", code);
 	if (keytab_len > KERBEROS_KEYTAB_MAX_SIZE || (code != 0 && keytab_len))
 		return sigil_err_set(err, SIGIL_E_LIMIT, "kadm response: bad keytab length %zu",
-				     keytab_len);
+		                     keytab_len);
 	snprintf(msg, sizeof(msg), "%s", message ? message : "");
 	sigil_wbuf_init(&w, KERBEROS_KADM_MAX_FRAME + 4, true);
 	(void)sigil_wbuf_put_u32be(&w, 0);
@@ -213,8 +217,8 @@ int kerberos_kadm_response_encode(int code, const char *message, const uint8_t *
 }
 
 int kerberos_kadm_response_decode(const uint8_t *body, size_t len, int *ret_code, char *message,
-				  size_t message_len, const uint8_t **ret_keytab,
-				  size_t *ret_keytab_len, sigil_err *err)
+                                  size_t message_len, const uint8_t **ret_keytab,
+                                  size_t *ret_keytab_len, sigil_err *err)
 {
 	_cleanup_free_ char *msg = NULL;
 	sigil_rbuf b;
@@ -224,7 +228,7 @@ int kerberos_kadm_response_decode(const uint8_t *body, size_t len, int *ret_code
 
 	if (len > KERBEROS_KADM_MAX_FRAME)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "kadm response larger than %d bytes",
-				     KERBEROS_KADM_MAX_FRAME);
+		                     KERBEROS_KADM_MAX_FRAME);
 	sigil_rbuf_init(&b, body, len);
 	if ((r = check_magic(&b, err)) < 0)
 		return r;
@@ -232,19 +236,19 @@ int kerberos_kadm_response_decode(const uint8_t *body, size_t len, int *ret_code
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "kadm response is truncated");
 	if (!code_known((int32_t)code))
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "kadm response: unknown code %d",
-				     (int32_t)code);
+		                     (int32_t)code);
 	if ((r = get_str(&b, "message", &msg, err)) < 0)
 		return r;
 	if (sigil_rbuf_get_u32be(&b, &ktlen) < 0)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "kadm response is truncated");
 	if (ktlen > KERBEROS_KEYTAB_MAX_SIZE || (code != 0 && ktlen != 0))
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "kadm response: bad keytab length %u",
-				     ktlen);
+		                     ktlen);
 	if (sigil_rbuf_get_bytes(&b, ktlen, &kt) < 0)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "kadm response: keytab is truncated");
 	if (sigil_rbuf_remaining(&b) != 0)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "kadm response: %zu trailing bytes",
-				     sigil_rbuf_remaining(&b));
+		                     sigil_rbuf_remaining(&b));
 	if (message && message_len)
 		snprintf(message, message_len, "%s", msg);
 	*ret_code = (int32_t)code;
@@ -264,22 +268,24 @@ static int check_path(const char *path, sigil_err *err)
 		return sigil_err_set(err, SIGIL_E_INVALID, "no admin keytab given");
 	len = strnlen(path, KERBEROS_MAX_PATH_LEN + 1);
 	if (len > KERBEROS_MAX_PATH_LEN)
-		return sigil_err_set(err, SIGIL_E_INVALID, "admin keytab path is longer than %d bytes",
-				     KERBEROS_MAX_PATH_LEN);
+		return sigil_err_set(err, SIGIL_E_INVALID,
+		                     "admin keytab path is longer than %d bytes",
+		                     KERBEROS_MAX_PATH_LEN);
 	/* Absolute, so that libkrb5 never reads a "TYPE:" prefix out of it. */
 	if (path[0] != '/')
-		return sigil_err_set(err, SIGIL_E_INVALID, "admin keytab path \"%s\" must be absolute",
-				     kerberos_quote(path, q, sizeof(q)));
+		return sigil_err_set(err, SIGIL_E_INVALID,
+		                     "admin keytab path \"%s\" must be absolute",
+		                     kerberos_quote(path, q, sizeof(q)));
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f)
 			return sigil_err_set(err, SIGIL_E_INVALID,
-					     "admin keytab path \"%s\" holds a control character",
-					     kerberos_quote(path, q, sizeof(q)));
+			                     "admin keytab path \"%s\" holds a control character",
+			                     kerberos_quote(path, q, sizeof(q)));
 	return 0;
 }
 
 static int check_request(const kerberos_admin_config *cfg, const char *const *principals, size_t n,
-			 sigil_err *err)
+                         sigil_err *err)
 {
 	kerberos_principal p;
 	const char *at;
@@ -295,20 +301,21 @@ static int check_request(const kerberos_admin_config *cfg, const char *const *pr
 		return sigil_err_prefix(err, "admin principal: ");
 	at = strchr(cfg->admin_principal, '@');
 	if (at && strcmp(at + 1, cfg->realm) != 0)
-		return sigil_err_set(err, SIGIL_E_INVALID,
-				     "admin principal %s is not in realm %s (kadmind serves one realm)",
-				     cfg->admin_principal, cfg->realm);
+		return sigil_err_set(
+		    err, SIGIL_E_INVALID,
+		    "admin principal %s is not in realm %s (kadmind serves one realm)",
+		    cfg->admin_principal, cfg->realm);
 	if ((r = check_path(cfg->admin_keytab, err)) < 0)
 		return r;
 	if (cfg->timeout_ms < 0 || cfg->timeout_ms > KERBEROS_KADM_MAX_TIMEOUT_MS)
 		return sigil_err_set(err, SIGIL_E_INVALID, "kadm timeout must be 0..%d ms",
-				     KERBEROS_KADM_MAX_TIMEOUT_MS);
+		                     KERBEROS_KADM_MAX_TIMEOUT_MS);
 	if (n == 0 || !principals)
 		return sigil_err_set(err, SIGIL_E_INVALID, "no principals to provision");
 	if (n > KERBEROS_MAX_PRINCIPALS)
 		return sigil_err_set(err, SIGIL_E_LIMIT,
-				     "%zu principals in one request, at most %d are allowed", n,
-				     KERBEROS_MAX_PRINCIPALS);
+		                     "%zu principals in one request, at most %d are allowed", n,
+		                     KERBEROS_MAX_PRINCIPALS);
 	for (size_t i = 0; i < n; i++)
 		if ((r = kerberos_principal_parse(principals[i], cfg->realm, &p, err)) < 0)
 			return r;
@@ -330,8 +337,8 @@ static int resolve_helper(const kerberos_admin_config *cfg, char *buf, size_t le
 		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 		if (n < 0)
 			return sigil_err_errno(err, errno,
-					       "cannot find %s next to this program (set %s)",
-					       KERBEROS_KADM_HELPER_NAME, KERBEROS_KADM_HELPER_ENV);
+			                       "cannot find %s next to this program (set %s)",
+			                       KERBEROS_KADM_HELPER_NAME, KERBEROS_KADM_HELPER_ENV);
 		exe[n] = '\0';
 		char *slash = strrchr(exe, '/');
 		if (slash)
@@ -342,9 +349,9 @@ static int resolve_helper(const kerberos_admin_config *cfg, char *buf, size_t le
 		return sigil_err_set(err, SIGIL_E_INVALID, "kadm helper path is too long");
 	if (access(buf, X_OK) < 0) {
 		sigil_err_errno(err, errno,
-				"kadm helper %s cannot be run (install %s next to the program or "
-				"set %s)",
-				buf, KERBEROS_KADM_HELPER_NAME, KERBEROS_KADM_HELPER_ENV);
+		                "kadm helper %s cannot be run (install %s next to the program or "
+		                "set %s)",
+		                buf, KERBEROS_KADM_HELPER_NAME, KERBEROS_KADM_HELPER_ENV);
 		if (err)
 			err->code = SIGIL_E_PRECOND;
 		return SIGIL_E_PRECOND;
@@ -431,7 +438,7 @@ static void describe_exit(int status, char *buf, size_t len)
 		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
 		snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status),
-			 strsignal(WTERMSIG(status)));
+		         strsignal(WTERMSIG(status)));
 	else
 		snprintf(buf, len, "stopped");
 }
@@ -519,7 +526,8 @@ static int recv_frame(int fd, int64_t deadline, secret_buf *ret)
 
 	if ((r = recv_all(fd, hdr, sizeof(hdr), deadline)) < 0)
 		return r;
-	len = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) | ((uint32_t)hdr[2] << 8) | hdr[3];
+	len =
+	    ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) | ((uint32_t)hdr[2] << 8) | hdr[3];
 	if (len > KERBEROS_KADM_MAX_FRAME)
 		return SIGIL_E_LIMIT;
 	if (!(ret->p = malloc(len ? len : 1)))
@@ -532,10 +540,15 @@ static int recv_frame(int fd, int64_t deadline, secret_buf *ret)
 	return 0;
 }
 
-/* After the answer the helper only exits; give it until the deadline. */
+/* After the answer the helper only exits: give it a short grace (within
+ * the deadline) to do so, then kill it. */
 static int finish_helper(pid_t pid, int fd, int64_t deadline)
 {
+	int64_t grace = sigil_mono_ms() + KADM_EXIT_GRACE_MS;
 	uint8_t b;
+
+	if (grace < deadline)
+		deadline = grace;
 
 	for (;;) {
 		int r = wait_fd(fd, POLLIN, deadline);
@@ -563,7 +576,7 @@ static bool keytab_has(const kerberos_keytab *kt, const kerberos_principal *p)
 }
 
 int kerberos_provision(const kerberos_admin_config *cfg, const char *const *principals, size_t n,
-		       bool create, uint8_t **ret_keytab, size_t *ret_len, sigil_err *err)
+                       bool create, uint8_t **ret_keytab, size_t *ret_len, sigil_err *err)
 {
 	_cleanup_(close_fdp) int fd = -1;
 	_cleanup_(close_fdp) int child_fd = -1;
@@ -586,15 +599,15 @@ int kerberos_provision(const kerberos_admin_config *cfg, const char *const *prin
 	timeout = cfg->timeout_ms ? cfg->timeout_ms : KERBEROS_KADM_DEFAULT_TIMEOUT_MS;
 
 	kerberos_kadm_request rq = {
-		.timeout_ms = (uint32_t)timeout,
-		.create = create,
-		.realm = (char *)cfg->realm,
-		.kdc = (char *)cfg->kdc,
-		.admin_server = (char *)cfg->admin_server,
-		.admin_principal = (char *)cfg->admin_principal,
-		.admin_keytab = (char *)cfg->admin_keytab,
-		.principals = (char **)principals,
-		.n_principals = n,
+	    .timeout_ms = (uint32_t)timeout,
+	    .create = create,
+	    .realm = (char *)cfg->realm,
+	    .kdc = (char *)cfg->kdc,
+	    .admin_server = (char *)cfg->admin_server,
+	    .admin_principal = (char *)cfg->admin_principal,
+	    .admin_keytab = (char *)cfg->admin_keytab,
+	    .principals = (char **)principals,
+	    .n_principals = n,
 	};
 	if ((r = kerberos_kadm_request_encode(&rq, &req, &req_len, err)) < 0)
 		return r;
@@ -624,10 +637,11 @@ int kerberos_provision(const kerberos_admin_config *cfg, const char *const *prin
 	if (r == SIGIL_E_TIMEOUT) {
 		kill(pid, SIGKILL);
 		reap(pid);
-		return sigil_err_set(err, SIGIL_E_UNAVAIL,
-				     "kadmind at %s (or the KDC at %s) did not answer within %lld ms; "
-				     "the kadm helper was stopped",
-				     cfg->admin_server, cfg->kdc, (long long)timeout);
+		return sigil_err_set(
+		    err, SIGIL_E_UNAVAIL,
+		    "kadmind at %s (or the KDC at %s) did not answer within %lld ms; "
+		    "the kadm helper was stopped",
+		    cfg->admin_server, cfg->kdc, (long long)timeout);
 	}
 	if (r < 0) {
 		/* The helper died or spoke nonsense: collect what happened to it. */
@@ -635,14 +649,14 @@ int kerberos_provision(const kerberos_admin_config *cfg, const char *const *prin
 		status = reap(pid);
 		describe_exit(status, how, sizeof(how));
 		return sigil_err_set(err, SIGIL_E_INTERNAL,
-				     "the kadm helper %s %s before answering (%s)", helper, how,
-				     r == SIGIL_E_IO ? "no response" : sigil_errcode_name(r));
+		                     "the kadm helper %s %s before answering (%s)", helper, how,
+		                     r == SIGIL_E_IO ? "no response" : sigil_errcode_name(r));
 	}
 	status = finish_helper(pid, fd, deadline);
 	(void)status; /* the answer counts, not how the helper exited after it */
 
 	if ((r = kerberos_kadm_response_decode(resp.p, resp.len, &code, msg, sizeof(msg), &ktp,
-					       &ktlen, err)) < 0)
+	                                       &ktlen, err)) < 0)
 		return sigil_err_prefix(err, "kadm helper: ");
 	if (code != 0)
 		return sigil_err_set(err, code, "%s", msg);
@@ -655,7 +669,8 @@ int kerberos_provision(const kerberos_admin_config *cfg, const char *const *prin
 		if (kerberos_principal_parse(principals[i], cfg->realm, &p, err) < 0 ||
 		    !keytab_has(kt, &p))
 			return sigil_err_set(err, SIGIL_E_INTERNAL,
-					     "the kadm helper returned no key for %s", principals[i]);
+			                     "the kadm helper returned no key for %s",
+			                     principals[i]);
 	}
 	uint8_t *out = malloc(ktlen ? ktlen : 1);
 	if (!out)

@@ -23,12 +23,12 @@
  * the running executable). */
 #define KERBEROS_KADM_HELPER_ENV "SIGIL_KADM_HELPER"
 /* The descriptor the helper talks on (stdin and stdout are /dev/null). */
-#define KERBEROS_KADM_HELPER_FD 3
+#define KERBEROS_KADM_HELPER_FD          3
 #define KERBEROS_KADM_DEFAULT_TIMEOUT_MS 15000
-#define KERBEROS_KADM_MAX_TIMEOUT_MS 300000
+#define KERBEROS_KADM_MAX_TIMEOUT_MS     300000
 /* Principals per request batch. */
 #define KERBEROS_MAX_PRINCIPALS 256
-#define KERBEROS_MAX_PATH_LEN 4096
+#define KERBEROS_MAX_PATH_LEN   4096
 /* Any one string in the wire protocol. */
 #define KERBEROS_KADM_MAX_STR KERBEROS_MAX_PATH_LEN
 /* A whole protocol frame: a keytab plus a message. */
@@ -62,7 +62,8 @@ typedef struct kerberos_admin_config {
  *
  * Thread-safe: each call has its own helper process. */
 int kerberos_provision(const kerberos_admin_config *cfg, const char *const *principals, size_t n,
-		       bool create, uint8_t **ret_keytab, size_t *ret_len, sigil_err *err) SIGIL_WUR;
+                       bool create, uint8_t **ret_keytab, size_t *ret_len,
+                       sigil_err *err) SIGIL_WUR;
 
 /* ---- wire protocol between kerberos_provision and sigil-kadm-helper ----------
  * A frame is a u32 (big-endian) body length and the body; strings are a u16
@@ -85,21 +86,21 @@ typedef struct kerberos_kadm_request {
 
 /* A whole frame (length prefix included). */
 int kerberos_kadm_request_encode(const kerberos_kadm_request *rq, uint8_t **ret, size_t *ret_len,
-				 sigil_err *err) SIGIL_WUR;
+                                 sigil_err *err) SIGIL_WUR;
 /* A frame body (without the length prefix). */
 int kerberos_kadm_request_decode(const uint8_t *body, size_t len, kerberos_kadm_request **ret,
-				 sigil_err *err) SIGIL_WUR;
+                                 sigil_err *err) SIGIL_WUR;
 void kerberos_kadm_request_free(kerberos_kadm_request *rq);
 SIGIL_DEFINE_CLEANUP(kerberos_kadm_request, kerberos_kadm_request_free)
 
 /* A whole frame; a secret buffer (free with sigil_freezero). */
 int kerberos_kadm_response_encode(int code, const char *message, const uint8_t *keytab,
-				  size_t keytab_len, uint8_t **ret, size_t *ret_len,
-				  sigil_err *err) SIGIL_WUR;
+                                  size_t keytab_len, uint8_t **ret, size_t *ret_len,
+                                  sigil_err *err) SIGIL_WUR;
 /* A frame body.  *ret_keytab points into body; message is cut to fit. */
 int kerberos_kadm_response_decode(const uint8_t *body, size_t len, int *ret_code, char *message,
-				  size_t message_len, const uint8_t **ret_keytab,
-				  size_t *ret_keytab_len, sigil_err *err) SIGIL_WUR;
+                                  size_t message_len, const uint8_t **ret_keytab,
+                                  size_t *ret_keytab_len, sigil_err *err) SIGIL_WUR;
 
 /* The helper's side: reads one request from fd, runs it against kadmind,
  * writes the response.  Returns the process exit status. */

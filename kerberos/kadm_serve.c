@@ -83,12 +83,9 @@ static int map_code(long code)
 	case KADM5_AUTH_SETKEY:
 	case KADM5_AUTH_CHANGEPW:
 	case KADM5_PROTECT_KEYS:
-	case KADM5_PROTECT_PRINCIPAL:
-		return SIGIL_E_PRECOND;
-	case KADM5_UNK_PRINC:
-		return SIGIL_E_NOTFOUND;
-	case KADM5_BAD_PRINCIPAL:
-		return SIGIL_E_INVALID;
+	case KADM5_PROTECT_PRINCIPAL: return SIGIL_E_PRECOND;
+	case KADM5_UNK_PRINC: return SIGIL_E_NOTFOUND;
+	case KADM5_BAD_PRINCIPAL: return SIGIL_E_INVALID;
 	case KADM5_RPC_ERROR:
 	case KADM5_NO_SRV:
 	case KADM5_CANT_RESOLVE:
@@ -100,8 +97,7 @@ static int map_code(long code)
 	case ETIMEDOUT:
 	case EHOSTUNREACH:
 	case ENETUNREACH:
-	case EPIPE:
-		return SIGIL_E_UNAVAIL;
+	case EPIPE: return SIGIL_E_UNAVAIL;
 	case KRB5KDC_ERR_PREAUTH_FAILED:
 	case KRB5KRB_AP_ERR_BAD_INTEGRITY:
 	case KRB5KRB_AP_ERR_MODIFIED:
@@ -111,17 +107,15 @@ static int map_code(long code)
 	case KRB5_KT_NOTFOUND:
 	case KRB5_KT_KVNONOTFOUND:
 	case KRB5_KT_END:
-	case KADM5_GSS_ERROR:
-		return SIGIL_E_UNAUTH;
-	default:
-		return SIGIL_E_INTERNAL;
+	case KADM5_GSS_ERROR: return SIGIL_E_UNAUTH;
+	default: return SIGIL_E_INTERNAL;
 	}
 }
 
 /* Sets err to "<what>: <krb5 message> (<hint>)". */
 SIGIL_PRINTF(5, 6)
-static int kadm_fail(krb5_context ctx, long code, const char *hint, sigil_err *err,
-		     const char *fmt, ...)
+static int kadm_fail(krb5_context ctx, long code, const char *hint, sigil_err *err, const char *fmt,
+                     ...)
 {
 	char what[SIGIL_ERR_MSG_MAX];
 	const char *m = ctx ? krb5_get_error_message(ctx, (krb5_error_code)code) : NULL;
@@ -131,7 +125,7 @@ static int kadm_fail(krb5_context ctx, long code, const char *hint, sigil_err *e
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	sigil_err_set(err, map_code(code), "%s: %s (kadm5 code %ld)%s%s", what,
-		      m ? m : "unknown error", code, hint ? "; " : "", hint ? hint : "");
+	              m ? m : "unknown error", code, hint ? "; " : "", hint ? hint : "");
 	if (m)
 		krb5_free_error_message(ctx, m);
 	return err ? err->code : map_code(code);
@@ -192,7 +186,8 @@ static int check_admin_keytab(const char *path, const char *admin, sigil_err *er
 
 	r = sigil_fs_read_file(path, KERBEROS_KEYTAB_MAX_SIZE, &data, &len, &e);
 	if (r < 0)
-		return sigil_err_set(err, SIGIL_E_UNAUTH, "cannot read the admin keytab: %s", e.msg);
+		return sigil_err_set(err, SIGIL_E_UNAUTH, "cannot read the admin keytab: %s",
+		                     e.msg);
 	r = kerberos_keytab_parse(data, len, &kt, &e);
 	sigil_freezero(data, len);
 	if (r < 0)
@@ -205,7 +200,7 @@ static int check_admin_keytab(const char *path, const char *admin, sigil_err *er
 			return 0;
 	}
 	return sigil_err_set(err, SIGIL_E_UNAUTH, "admin keytab %s holds no key for %s", path,
-			     admin);
+	                     admin);
 }
 
 /* krb5.conf for the target realm in an anonymous memory file: nothing on
@@ -214,9 +209,9 @@ static int check_admin_keytab(const char *path, const char *admin, sigil_err *er
 static int setup_config(const kerberos_kadm_request *rq, kadm_session *s, sigil_err *err)
 {
 	kerberos_krb5conf c = {
-		.realm = rq->realm,
-		.kdc = rq->kdc,
-		.admin_server = rq->admin_server,
+	    .realm = rq->realm,
+	    .kdc = rq->kdc,
+	    .admin_server = rq->admin_server,
 	};
 	_cleanup_free_ char *text = NULL;
 	char path[64];
@@ -264,31 +259,30 @@ static int session_open(const kerberos_kadm_request *rq, kadm_session *s, sigil_
 	params.realm = rq->realm;
 	snprintf(ktname, sizeof(ktname), "FILE:%s", rq->admin_keytab);
 	ret = kadm5_init_with_skey(s->ctx, s->admin, ktname, KADM5_ADMIN_SERVICE, &params,
-				   KADM5_STRUCT_VERSION, KADM5_API_VERSION_4, NULL, &s->handle);
+	                           KADM5_STRUCT_VERSION, KADM5_API_VERSION_4, NULL, &s->handle);
 	if (ret == 0)
 		return 0;
 	s->handle = NULL;
 	switch (map_code(ret)) {
 	case SIGIL_E_UNAVAIL:
 		return kadm_fail(s->ctx, ret, NULL, err,
-				 "cannot reach kadmind at %s (KDC %s) for realm %s",
-				 rq->admin_server, rq->kdc, rq->realm);
+		                 "cannot reach kadmind at %s (KDC %s) for realm %s",
+		                 rq->admin_server, rq->kdc, rq->realm);
 	case SIGIL_E_UNAUTH:
 		return kadm_fail(s->ctx, ret,
-				 "check that the admin keytab holds the current keys of the admin "
-				 "principal",
-				 err, "cannot authenticate to kadmind at %s as %s with keytab %s",
-				 rq->admin_server, s->admin, rq->admin_keytab);
+		                 "check that the admin keytab holds the current keys of the admin "
+		                 "principal",
+		                 err, "cannot authenticate to kadmind at %s as %s with keytab %s",
+		                 rq->admin_server, s->admin, rq->admin_keytab);
 	default:
-		return kadm_fail(s->ctx, ret, NULL, err,
-				 "cannot open a kadmin session at %s as %s", rq->admin_server,
-				 s->admin);
+		return kadm_fail(s->ctx, ret, NULL, err, "cannot open a kadmin session at %s as %s",
+		                 rq->admin_server, s->admin);
 	}
 }
 
 /* Makes sure one principal exists and appends all its keys to kt. */
 static int provision_one(kadm_session *s, const char *name, bool create, kerberos_keytab *kt,
-			 sigil_err *err)
+                         sigil_err *err)
 {
 	const long mask = KADM5_PRINCIPAL | KADM5_KVNO | KADM5_LAST_PWD_CHANGE;
 	kerberos_principal parts;
@@ -317,9 +311,9 @@ static int provision_one(kadm_session *s, const char *name, bool create, kerbero
 		ret = kadm5_create_principal(s->handle, &nent, KADM5_PRINCIPAL, NULL);
 		if (ret == EINVAL) {
 			r = kadm_fail(s->ctx, ret,
-				      "kadmind is older than MIT krb5 1.11 and cannot create "
-				      "principals with random keys",
-				      err, "creating %s", name);
+			              "kadmind is older than MIT krb5 1.11 and cannot create "
+			              "principals with random keys",
+			              err, "creating %s", name);
 			if (err)
 				err->code = r = SIGIL_E_PRECOND;
 			goto out;
@@ -327,11 +321,11 @@ static int provision_one(kadm_session *s, const char *name, bool create, kerbero
 		/* KADM5_DUP: another sigil-ca replica was faster; use its keys. */
 		if (ret != 0 && ret != KADM5_DUP) {
 			r = kadm_fail(s->ctx, ret,
-				      ret == KADM5_AUTH_ADD
-					      ? "the admin principal needs the 'a' (add) privilege "
-						"in kadm5.acl"
-					      : NULL,
-				      err, "creating %s", name);
+			              ret == KADM5_AUTH_ADD
+			                  ? "the admin principal needs the 'a' (add) privilege "
+			                    "in kadm5.acl"
+			                  : NULL,
+			              err, "creating %s", name);
 			goto out;
 		}
 		memset(&ent, 0, sizeof(ent));
@@ -339,16 +333,17 @@ static int provision_one(kadm_session *s, const char *name, bool create, kerbero
 	}
 	if (ret == KADM5_UNK_PRINC) {
 		r = sigil_err_set(err, SIGIL_E_NOTFOUND,
-				  "principal %s does not exist and creating principals is off", name);
+		                  "principal %s does not exist and creating principals is off",
+		                  name);
 		goto out;
 	}
 	if (ret != 0) {
 		r = kadm_fail(s->ctx, ret,
-			      ret == KADM5_AUTH_GET
-				      ? "the admin principal needs the 'i' (inquire) privilege in "
-					"kadm5.acl"
-				      : NULL,
-			      err, "looking up %s", name);
+		              ret == KADM5_AUTH_GET
+		                  ? "the admin principal needs the 'i' (inquire) privilege in "
+		                    "kadm5.acl"
+		                  : NULL,
+		              err, "looking up %s", name);
 		goto out;
 	}
 	/* The last key change, not the time of this extract: provisioning the
@@ -377,8 +372,8 @@ static int provision_one(kadm_session *s, const char *name, bool create, kerbero
 	}
 	for (int i = 0; i < n_keys; i++) {
 		r = kerberos_keytab_add_key(kt, &parts, stamp, (uint32_t)keys[i].kvno,
-					    keys[i].key.enctype, keys[i].key.contents,
-					    keys[i].key.length, err);
+		                            keys[i].key.enctype, keys[i].key.contents,
+		                            keys[i].key.length, err);
 		if (r < 0)
 			goto out;
 	}
@@ -389,8 +384,7 @@ out:
 	return r;
 }
 
-static int kadm_run(const kerberos_kadm_request *rq, uint8_t **ret, size_t *ret_len,
-		    sigil_err *err)
+static int kadm_run(const kerberos_kadm_request *rq, uint8_t **ret, size_t *ret_len, sigil_err *err)
 {
 	_cleanup_(kerberos_keytab_freep) kerberos_keytab *kt = NULL;
 	kadm_session s = {.conf_fd = -1};
@@ -429,21 +423,24 @@ int kerberos_kadm_serve(int fd)
 
 	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
 		fprintf(stderr,
-			"%s is started by sigil-ca with a socket on fd %d; it is not a command\n",
-			KERBEROS_KADM_HELPER_NAME, fd);
+		        "%s is started by sigil-ca with a socket on fd %d; it is not a command\n",
+		        KERBEROS_KADM_HELPER_NAME, fd);
 		return 2;
 	}
 	/* DESIGN.md: ignore SIGPIPE (libgssrpc writes to kadmind's socket). */
 	signal(SIGPIPE, SIG_IGN);
-	/* Die with the caller, and never outlive a stuck read. */
+	/* Die with the caller (its calling thread waits for us, so the thread
+	 * that PR_SET_PDEATHSIG watches outlives us).  No getppid() == 1 test:
+	 * sigil-ca may well be PID 1 in its container.  A caller that died
+	 * before this line shows as end of file on the socket below, and the
+	 * alarm bounds a caller that never writes. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() == 1)
-		return 1;
 	alarm(REQUEST_READ_TIMEOUT_S);
 
 	if (read_full(fd, hdr, sizeof(hdr)) < 0)
 		return 1;
-	len = ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) | ((uint32_t)hdr[2] << 8) | hdr[3];
+	len =
+	    ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) | ((uint32_t)hdr[2] << 8) | hdr[3];
 	if (len > KERBEROS_KADM_MAX_FRAME)
 		return 1;
 	if (!(body = malloc(len ? len : 1)))
@@ -463,7 +460,7 @@ int kerberos_kadm_serve(int fd)
 	if (r < 0 && err.code == 0)
 		sigil_err_set(&err, r, "kadm helper failed (%s)", sigil_errcode_name(r));
 	r = kerberos_kadm_response_encode(r < 0 ? err.code : 0, r < 0 ? err.msg : "", kt, kt_len,
-					  &resp, &resp_len, &err);
+	                                  &resp, &resp_len, &err);
 	sigil_freezero(kt, kt_len);
 	if (r < 0)
 		return 1;

@@ -40,29 +40,31 @@ static int entry_check(const kerberos_keytab_entry *e, sigil_err *err)
 		return sigil_err_set(err, SIGIL_E_INVALID, "keytab entry without a realm");
 	if (strlen(e->realm) > KERBEROS_KEYTAB_MAX_DATA_LEN)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "keytab realm longer than %d bytes",
-				     KERBEROS_KEYTAB_MAX_DATA_LEN);
+		                     KERBEROS_KEYTAB_MAX_DATA_LEN);
 	if (e->n_components == 0 || !e->components)
 		return sigil_err_set(err, SIGIL_E_INVALID, "keytab entry without a principal name");
 	if (e->n_components > KERBEROS_KEYTAB_MAX_COMPONENTS)
-		return sigil_err_set(err, SIGIL_E_LIMIT, "keytab principal with more than %d components",
-				     KERBEROS_KEYTAB_MAX_COMPONENTS);
+		return sigil_err_set(err, SIGIL_E_LIMIT,
+		                     "keytab principal with more than %d components",
+		                     KERBEROS_KEYTAB_MAX_COMPONENTS);
 	for (size_t i = 0; i < e->n_components; i++) {
 		if (!e->components[i])
-			return sigil_err_set(err, SIGIL_E_INVALID, "keytab component %zu missing", i);
+			return sigil_err_set(err, SIGIL_E_INVALID, "keytab component %zu missing",
+			                     i);
 		if (strlen(e->components[i]) > KERBEROS_KEYTAB_MAX_DATA_LEN)
 			return sigil_err_set(err, SIGIL_E_LIMIT,
-					     "keytab principal component longer than %d bytes",
-					     KERBEROS_KEYTAB_MAX_DATA_LEN);
+			                     "keytab principal component longer than %d bytes",
+			                     KERBEROS_KEYTAB_MAX_DATA_LEN);
 	}
 	if (e->key_len == 0 || !e->key)
 		return sigil_err_set(err, SIGIL_E_INVALID, "keytab entry without a key");
 	if (e->key_len > KERBEROS_KEYTAB_MAX_KEY_LEN)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "keytab key longer than %d bytes",
-				     KERBEROS_KEYTAB_MAX_KEY_LEN);
+		                     KERBEROS_KEYTAB_MAX_KEY_LEN);
 	/* The file holds the enctype in 16 bits (MIT reads it as signed). */
 	if (e->enctype < INT16_MIN || e->enctype > INT16_MAX)
 		return sigil_err_set(err, SIGIL_E_INVALID, "enctype %d does not fit a keytab",
-				     (int)e->enctype);
+		                     (int)e->enctype);
 	return 0;
 }
 
@@ -70,12 +72,12 @@ static int entry_check(const kerberos_keytab_entry *e, sigil_err *err)
 static int entry_copy(kerberos_keytab_entry *dst, const kerberos_keytab_entry *src, sigil_err *err)
 {
 	kerberos_keytab_entry e = {
-		.n_components = src->n_components,
-		.name_type = src->name_type,
-		.timestamp = src->timestamp,
-		.kvno = src->kvno,
-		.enctype = src->enctype,
-		.key_len = src->key_len,
+	    .n_components = src->n_components,
+	    .name_type = src->name_type,
+	    .timestamp = src->timestamp,
+	    .kvno = src->kvno,
+	    .enctype = src->enctype,
+	    .key_len = src->key_len,
 	};
 
 	e.realm = strdup(src->realm);
@@ -101,7 +103,7 @@ static int keytab_reserve(kerberos_keytab *kt, sigil_err *err)
 
 	if (kt->n >= KERBEROS_KEYTAB_MAX_ENTRIES)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "a keytab may hold at most %d entries",
-				     KERBEROS_KEYTAB_MAX_ENTRIES);
+		                     KERBEROS_KEYTAB_MAX_ENTRIES);
 	if (kt->n < kt->cap)
 		return 0;
 	cap = kt->cap ? kt->cap * 2 : 8;
@@ -127,20 +129,20 @@ int kerberos_keytab_add(kerberos_keytab *kt, const kerberos_keytab_entry *e, sig
 }
 
 int kerberos_keytab_add_key(kerberos_keytab *kt, const kerberos_principal *p, uint32_t timestamp,
-			    uint32_t kvno, int32_t enctype, const uint8_t *key, size_t key_len,
-			    sigil_err *err)
+                            uint32_t kvno, int32_t enctype, const uint8_t *key, size_t key_len,
+                            sigil_err *err)
 {
 	char *comps[2] = {(char *)p->service, (char *)p->host};
 	kerberos_keytab_entry e = {
-		.realm = (char *)p->realm,
-		.components = comps,
-		.n_components = 2,
-		.name_type = KERBEROS_NT_PRINCIPAL,
-		.timestamp = timestamp,
-		.kvno = kvno,
-		.enctype = enctype,
-		.key = (uint8_t *)key,
-		.key_len = key_len,
+	    .realm = (char *)p->realm,
+	    .components = comps,
+	    .n_components = 2,
+	    .name_type = KERBEROS_NT_PRINCIPAL,
+	    .timestamp = timestamp,
+	    .kvno = kvno,
+	    .enctype = enctype,
+	    .key = (uint8_t *)key,
+	    .key_len = key_len,
 	};
 
 	return kerberos_keytab_add(kt, &e, err);
@@ -150,7 +152,7 @@ int kerberos_keytab_add_key(kerberos_keytab *kt, const kerberos_principal *p, ui
 
 /* A u16-counted byte string that must not hold NUL (principal text). */
 static int read_data(sigil_rbuf *b, bool allow_empty, const char *what, size_t idx, char **ret,
-		     sigil_err *err)
+                     sigil_err *err)
 {
 	uint16_t n;
 	const uint8_t *p;
@@ -158,19 +160,19 @@ static int read_data(sigil_rbuf *b, bool allow_empty, const char *what, size_t i
 
 	if (sigil_rbuf_get_u16be(b, &n) < 0)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "keytab entry %zu: %s is truncated", idx,
-				     what);
+		                     what);
 	if (n > KERBEROS_KEYTAB_MAX_DATA_LEN)
 		return sigil_err_set(err, SIGIL_E_LIMIT,
-				     "keytab entry %zu: %s is %u bytes, more than %d", idx, what,
-				     (unsigned)n, KERBEROS_KEYTAB_MAX_DATA_LEN);
+		                     "keytab entry %zu: %s is %u bytes, more than %d", idx, what,
+		                     (unsigned)n, KERBEROS_KEYTAB_MAX_DATA_LEN);
 	if (sigil_rbuf_get_bytes(b, n, &p) < 0)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "keytab entry %zu: %s is truncated", idx,
-				     what);
+		                     what);
 	if (n == 0 && !allow_empty)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "keytab entry %zu: empty %s", idx, what);
 	if (memchr(p, '\0', n))
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "keytab entry %zu: %s holds a NUL byte",
-				     idx, what);
+		                     idx, what);
 	s = sigil_strndup((const char *)p, n);
 	if (!s)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory reading a keytab");
@@ -190,12 +192,12 @@ static int read_entry(sigil_rbuf *b, size_t idx, kerberos_keytab_entry *ret, sig
 	if (sigil_rbuf_get_u16be(b, &ncomp) < 0)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "keytab entry %zu is truncated", idx);
 	if (ncomp == 0)
-		return sigil_err_set(err, SIGIL_E_CORRUPT, "keytab entry %zu has no name components",
-				     idx);
+		return sigil_err_set(err, SIGIL_E_CORRUPT,
+		                     "keytab entry %zu has no name components", idx);
 	if (ncomp > KERBEROS_KEYTAB_MAX_COMPONENTS)
 		return sigil_err_set(err, SIGIL_E_LIMIT,
-				     "keytab entry %zu has %u name components, more than %d", idx,
-				     (unsigned)ncomp, KERBEROS_KEYTAB_MAX_COMPONENTS);
+		                     "keytab entry %zu has %u name components, more than %d", idx,
+		                     (unsigned)ncomp, KERBEROS_KEYTAB_MAX_COMPONENTS);
 	if ((r = read_data(b, false, "realm", idx, &e.realm, err)) < 0)
 		goto fail;
 	e.components = calloc(ncomp, sizeof(char *));
@@ -209,9 +211,9 @@ static int read_entry(sigil_rbuf *b, size_t idx, kerberos_keytab_entry *ret, sig
 			goto fail;
 		e.n_components++;
 	}
-	if (sigil_rbuf_get_u32be(b, &e.name_type) < 0 || sigil_rbuf_get_u32be(b, &e.timestamp) < 0 ||
-	    sigil_rbuf_get_u8(b, &kvno8) < 0 || sigil_rbuf_get_u16be(b, &enctype) < 0 ||
-	    sigil_rbuf_get_u16be(b, &keylen) < 0) {
+	if (sigil_rbuf_get_u32be(b, &e.name_type) < 0 ||
+	    sigil_rbuf_get_u32be(b, &e.timestamp) < 0 || sigil_rbuf_get_u8(b, &kvno8) < 0 ||
+	    sigil_rbuf_get_u16be(b, &enctype) < 0 || sigil_rbuf_get_u16be(b, &keylen) < 0) {
 		r = sigil_err_set(err, SIGIL_E_CORRUPT, "keytab entry %zu is truncated", idx);
 		goto fail;
 	}
@@ -220,8 +222,9 @@ static int read_entry(sigil_rbuf *b, size_t idx, kerberos_keytab_entry *ret, sig
 		goto fail;
 	}
 	if (keylen > KERBEROS_KEYTAB_MAX_KEY_LEN) {
-		r = sigil_err_set(err, SIGIL_E_LIMIT, "keytab entry %zu has a %u-byte key, more than %d",
-				  idx, (unsigned)keylen, KERBEROS_KEYTAB_MAX_KEY_LEN);
+		r = sigil_err_set(err, SIGIL_E_LIMIT,
+		                  "keytab entry %zu has a %u-byte key, more than %d", idx,
+		                  (unsigned)keylen, KERBEROS_KEYTAB_MAX_KEY_LEN);
 		goto fail;
 	}
 	if (sigil_rbuf_get_bytes(b, keylen, &key) < 0) {
@@ -255,17 +258,17 @@ int kerberos_keytab_parse(const uint8_t *data, size_t len, kerberos_keytab **ret
 	int r;
 
 	if (len > KERBEROS_KEYTAB_MAX_SIZE)
-		return sigil_err_set(err, SIGIL_E_LIMIT, "keytab of %zu bytes is larger than %d", len,
-				     KERBEROS_KEYTAB_MAX_SIZE);
+		return sigil_err_set(err, SIGIL_E_LIMIT, "keytab of %zu bytes is larger than %d",
+		                     len, KERBEROS_KEYTAB_MAX_SIZE);
 	sigil_rbuf_init(&b, data, len);
 	if (sigil_rbuf_get_u16be(&b, &version) < 0)
 		return sigil_err_set(err, SIGIL_E_CORRUPT, "not a keytab: shorter than its header");
 	if (version == 0x0501)
 		return sigil_err_set(err, SIGIL_E_CORRUPT,
-				     "keytab version 0x0501 (host byte order) is not supported");
+		                     "keytab version 0x0501 (host byte order) is not supported");
 	if (version != KERBEROS_KEYTAB_VERSION)
 		return sigil_err_set(err, SIGIL_E_CORRUPT,
-				     "not a keytab: version 0x%04x, expected 0x0502", version);
+		                     "not a keytab: version 0x%04x, expected 0x0502", version);
 	kt = kerberos_keytab_new();
 	if (!kt)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory reading a keytab");
@@ -278,7 +281,8 @@ int kerberos_keytab_parse(const uint8_t *data, size_t len, kerberos_keytab **ret
 
 		if (sigil_rbuf_get_u32be(&b, &raw) < 0)
 			return sigil_err_set(err, SIGIL_E_CORRUPT,
-					     "keytab: %zu stray bytes at offset %zu", len - off, off);
+			                     "keytab: %zu stray bytes at offset %zu", len - off,
+			                     off);
 		size = (int32_t)raw;
 		/* MIT: a zero size ends the entries (a file cut to length). */
 		if (size == 0)
@@ -287,16 +291,17 @@ int kerberos_keytab_parse(const uint8_t *data, size_t len, kerberos_keytab **ret
 			uint32_t hole = (uint32_t)(-(int64_t)size);
 
 			if (sigil_rbuf_get_bytes(&b, hole, &body) < 0)
-				return sigil_err_set(err, SIGIL_E_CORRUPT,
-						     "keytab: a hole of %u bytes at offset %zu runs "
-						     "past the end",
-						     hole, off);
+				return sigil_err_set(
+				    err, SIGIL_E_CORRUPT,
+				    "keytab: a hole of %u bytes at offset %zu runs "
+				    "past the end",
+				    hole, off);
 			continue;
 		}
 		if (sigil_rbuf_get_bytes(&b, (uint32_t)size, &body) < 0)
 			return sigil_err_set(err, SIGIL_E_CORRUPT,
-					     "keytab entry %zu claims %d bytes, only %zu are left", idx,
-					     (int)size, sigil_rbuf_remaining(&b));
+			                     "keytab entry %zu claims %d bytes, only %zu are left",
+			                     idx, (int)size, sigil_rbuf_remaining(&b));
 		if ((r = keytab_reserve(kt, err)) < 0)
 			return r;
 		sigil_rbuf_init(&eb, body, (uint32_t)size);
@@ -317,7 +322,7 @@ static void put_data(sigil_wbuf *w, const void *p, size_t n)
 }
 
 int kerberos_keytab_serialize(const kerberos_keytab *kt, uint8_t **ret, size_t *ret_len,
-			      sigil_err *err)
+                              sigil_err *err)
 {
 	sigil_wbuf w;
 	int r;
@@ -355,7 +360,7 @@ int kerberos_keytab_serialize(const kerberos_keytab *kt, uint8_t **ret, size_t *
 		sigil_wbuf_free(&w);
 		if (r == SIGIL_E_LIMIT)
 			return sigil_err_set(err, r, "keytab larger than %d bytes",
-					     KERBEROS_KEYTAB_MAX_SIZE);
+			                     KERBEROS_KEYTAB_MAX_SIZE);
 		return sigil_err_set(err, r, "out of memory writing a keytab");
 	}
 	*ret = sigil_wbuf_steal(&w, ret_len);
@@ -367,7 +372,7 @@ int kerberos_keytab_serialize(const kerberos_keytab *kt, uint8_t **ret, size_t *
 /* ---- merging and display ---------------------------------------------------------- */
 
 bool kerberos_keytab_entry_same_principal(const kerberos_keytab_entry *a,
-					  const kerberos_keytab_entry *b)
+                                          const kerberos_keytab_entry *b)
 {
 	if (a->n_components != b->n_components || strcmp(a->realm, b->realm) != 0)
 		return false;
@@ -377,8 +382,8 @@ bool kerberos_keytab_entry_same_principal(const kerberos_keytab_entry *a,
 	return true;
 }
 
-int kerberos_keytab_merge(const kerberos_keytab *a, const kerberos_keytab *b,
-			  kerberos_keytab **ret, sigil_err *err)
+int kerberos_keytab_merge(const kerberos_keytab *a, const kerberos_keytab *b, kerberos_keytab **ret,
+                          sigil_err *err)
 {
 	_cleanup_(kerberos_keytab_freep) kerberos_keytab *kt = kerberos_keytab_new();
 	int r;
@@ -393,7 +398,8 @@ int kerberos_keytab_merge(const kerberos_keytab *a, const kerberos_keytab *b,
 		size_t j;
 
 		for (j = 0; j < kt->n; j++)
-			if (kt->entries[j].kvno == e->kvno && kt->entries[j].enctype == e->enctype &&
+			if (kt->entries[j].kvno == e->kvno &&
+			    kt->entries[j].enctype == e->enctype &&
 			    kerberos_keytab_entry_same_principal(&kt->entries[j], e))
 				break;
 		if (j == kt->n) {

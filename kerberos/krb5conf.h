@@ -14,7 +14,7 @@
 /* Stackable hard-codes this; sigil makes it configurable. */
 #define KERBEROS_DEFAULT_CLUSTER_DOMAIN "cluster.local"
 /* "[" + IPv6 text + "]:" + 5 digits, or a host name + ":" + 5 digits. */
-#define KERBEROS_MAX_SERVER_LEN (253 + 7)
+#define KERBEROS_MAX_SERVER_LEN    (253 + 7)
 #define KERBEROS_KRB5CONF_MAX_SIZE 4096
 
 typedef struct kerberos_krb5conf {
@@ -30,4 +30,4 @@ int kerberos_krb5conf_check_server(const char *server, sigil_err *err) SIGIL_WUR
 /* Renders the file; every value is checked first, so nothing a caller
  * passes can add a line or a section.  *ret is NUL-terminated, malloc'ed. */
 int kerberos_krb5conf_render(const kerberos_krb5conf *c, char **ret, size_t *ret_len,
-			     sigil_err *err) SIGIL_WUR;
+                             sigil_err *err) SIGIL_WUR;

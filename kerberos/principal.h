@@ -11,7 +11,7 @@
 /* The first component: a service name such as HTTP or kafka. */
 #define KERBEROS_MAX_SERVICE_LEN 64
 /* The second component: an RFC 1123 host name or an IP address. */
-#define KERBEROS_MAX_HOST_LEN 253
+#define KERBEROS_MAX_HOST_LEN  253
 #define KERBEROS_MAX_LABEL_LEN 63
 #define KERBEROS_MAX_REALM_LEN 255
 /* service + '/' + host + '@' + realm */
@@ -19,7 +19,7 @@
 	(KERBEROS_MAX_SERVICE_LEN + 1 + KERBEROS_MAX_HOST_LEN + 1 + KERBEROS_MAX_REALM_LEN)
 /* Looser names (the admin principal from configuration): any number of
  * components up to this many bytes in all. */
-#define KERBEROS_MAX_NAME_LEN 512
+#define KERBEROS_MAX_NAME_LEN        512
 #define KERBEROS_MAX_NAME_COMPONENTS 4
 
 typedef struct kerberos_principal {
@@ -41,11 +41,11 @@ int kerberos_principal_check_realm(const char *realm, sigil_err *err) SIGIL_WUR;
 /* Checks the three parts and writes "{service}/{host}@{realm}" into buf
  * (len >= KERBEROS_MAX_PRINCIPAL_LEN + 1 is always enough). */
 int kerberos_principal_build(const char *service, const char *host, const char *realm, char *buf,
-			     size_t len, sigil_err *err) SIGIL_WUR;
+                             size_t len, sigil_err *err) SIGIL_WUR;
 /* Parses and checks "{service}/{host}@{REALM}".  When realm is not NULL the
  * name's realm must be exactly that one. */
 int kerberos_principal_parse(const char *name, const char *realm, kerberos_principal *ret,
-			     sigil_err *err) SIGIL_WUR;
+                             sigil_err *err) SIGIL_WUR;
 /* A configured principal such as the admin principal: 1..4 '/'-separated
  * components of [A-Za-z0-9._-] (a host component may hold ':' for IPv6), an
  * optional "@REALM" checked like kerberos_principal_check_realm, at most

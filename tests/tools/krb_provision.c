@@ -54,17 +54,17 @@ static int list_keytab(const char *path)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"realm", required_argument, NULL, 'r'},
-		{"kdc", required_argument, NULL, 'k'},
-		{"admin-server", required_argument, NULL, 'a'},
-		{"admin-principal", required_argument, NULL, 'p'},
-		{"admin-keytab", required_argument, NULL, 't'},
-		{"helper", required_argument, NULL, 'H'},
-		{"timeout-ms", required_argument, NULL, 'T'},
-		{"no-create", no_argument, NULL, 'n'},
-		{"out", required_argument, NULL, 'o'},
-		{"list", required_argument, NULL, 'l'},
-		{NULL, 0, NULL, 0},
+	    {"realm", required_argument, NULL, 'r'},
+	    {"kdc", required_argument, NULL, 'k'},
+	    {"admin-server", required_argument, NULL, 'a'},
+	    {"admin-principal", required_argument, NULL, 'p'},
+	    {"admin-keytab", required_argument, NULL, 't'},
+	    {"helper", required_argument, NULL, 'H'},
+	    {"timeout-ms", required_argument, NULL, 'T'},
+	    {"no-create", no_argument, NULL, 'n'},
+	    {"out", required_argument, NULL, 'o'},
+	    {"list", required_argument, NULL, 'l'},
+	    {NULL, 0, NULL, 0},
 	};
 	kerberos_admin_config cfg = {0};
 	const char *out = NULL;
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	r = kerberos_provision(&cfg, (const char *const *)(argv + optind), (size_t)(argc - optind),
-			       create, &kt, &kt_len, &err);
+	                       create, &kt, &kt_len, &err);
 	if (r < 0)
 		return fail(&err);
 	r = sigil_fs_write_atomic(out, kt, kt_len, 0600, &err);

@@ -58,13 +58,13 @@ static const char *const web[] = {"HTTP/web-0.default.svc.cluster.local@SIGIL.TE
 static kerberos_admin_config base_config(const char *helper)
 {
 	kerberos_admin_config c = {
-		.realm = "SIGIL.TEST",
-		.kdc = "127.0.0.1:1",
-		.admin_server = "127.0.0.1:1",
-		.admin_principal = "sigil/admin",
-		.admin_keytab = "/nonexistent/admin.keytab",
-		.helper_path = helper,
-		.timeout_ms = 5000,
+	    .realm = "SIGIL.TEST",
+	    .kdc = "127.0.0.1:1",
+	    .admin_server = "127.0.0.1:1",
+	    .admin_principal = "sigil/admin",
+	    .admin_keytab = "/nonexistent/admin.keytab",
+	    .helper_path = helper,
+	    .timeout_ms = 5000,
 	};
 	return c;
 }
@@ -75,9 +75,15 @@ static void test_request_roundtrip_and_truncation(void **state)
 {
 	char *princs[] = {"HTTP/a@R", "kafka/b@R"};
 	kerberos_kadm_request rq = {
-		.timeout_ms = 1234, .create = true, .realm = "R", .kdc = "kdc:88",
-		.admin_server = "kdc:749", .admin_principal = "sigil/admin",
-		.admin_keytab = "/etc/admin.keytab", .principals = princs, .n_principals = 2,
+	    .timeout_ms = 1234,
+	    .create = true,
+	    .realm = "R",
+	    .kdc = "kdc:88",
+	    .admin_server = "kdc:749",
+	    .admin_principal = "sigil/admin",
+	    .admin_keytab = "/etc/admin.keytab",
+	    .principals = princs,
+	    .n_principals = 2,
 	};
 	kerberos_kadm_request *back = NULL;
 	sigil_err err = {0};
@@ -86,7 +92,7 @@ static void test_request_roundtrip_and_truncation(void **state)
 
 	assert_int_equal(kerberos_kadm_request_encode(&rq, &frame, &len, &err), 0);
 	assert_int_equal(((size_t)frame[0] << 24 | frame[1] << 16 | frame[2] << 8 | frame[3]),
-			 len - 4);
+	                 len - 4);
 	assert_int_equal(kerberos_kadm_request_decode(frame + 4, len - 4, &back, &err), 0);
 	assert_int_equal(back->timeout_ms, 1234);
 	assert_true(back->create);
@@ -110,23 +116,24 @@ static void test_request_roundtrip_and_truncation(void **state)
 	memcpy(longer, frame, len);
 	longer[len] = 0;
 	assert_int_equal(kerberos_kadm_request_decode(longer + 4, len - 3, &back, &err),
-			 SIGIL_E_CORRUPT);
+	                 SIGIL_E_CORRUPT);
 	/* Bad magic, bad create flag, a NUL inside a string. */
 	longer[4] = 'X';
 	assert_int_equal(kerberos_kadm_request_decode(longer + 4, len - 4, &back, &err),
-			 SIGIL_E_CORRUPT);
+	                 SIGIL_E_CORRUPT);
 	memcpy(longer, frame, len);
 	longer[4 + 4 + 4] = 2;
 	assert_int_equal(kerberos_kadm_request_decode(longer + 4, len - 4, &back, &err),
-			 SIGIL_E_CORRUPT);
+	                 SIGIL_E_CORRUPT);
 	memcpy(longer, frame, len);
 	longer[4 + 4 + 4 + 1 + 2] = '\0'; /* first byte of the realm */
 	assert_int_equal(kerberos_kadm_request_decode(longer + 4, len - 4, &back, &err),
-			 SIGIL_E_CORRUPT);
+	                 SIGIL_E_CORRUPT);
 	free(longer);
 	free(frame);
-	assert_int_equal(kerberos_kadm_request_decode(NULL, KERBEROS_KADM_MAX_FRAME + 1, &back, &err),
-			 SIGIL_E_LIMIT);
+	assert_int_equal(
+	    kerberos_kadm_request_decode(NULL, KERBEROS_KADM_MAX_FRAME + 1, &back, &err),
+	    SIGIL_E_LIMIT);
 
 	rq.n_principals = KERBEROS_MAX_PRINCIPALS + 1;
 	assert_int_equal(kerberos_kadm_request_encode(&rq, &frame, &len, &err), SIGIL_E_LIMIT);
@@ -137,8 +144,13 @@ static void test_request_limits(void **state)
 	char *big = malloc(KERBEROS_KADM_MAX_STR + 2);
 	char *princs[1] = {"HTTP/a@R"};
 	kerberos_kadm_request rq = {
-		.realm = "R", .kdc = "k", .admin_server = "k", .admin_principal = "a",
-		.admin_keytab = big, .principals = princs, .n_principals = 1,
+	    .realm = "R",
+	    .kdc = "k",
+	    .admin_server = "k",
+	    .admin_principal = "a",
+	    .admin_keytab = big,
+	    .principals = princs,
+	    .n_principals = 1,
 	};
 	kerberos_kadm_request *back = NULL;
 	sigil_err err = {0};
@@ -156,7 +168,7 @@ static void test_request_limits(void **state)
 	frame[count_at] = 0xff;
 	frame[count_at + 1] = 0xff;
 	assert_int_equal(kerberos_kadm_request_decode(frame + 4, len - 4, &back, &err),
-			 SIGIL_E_LIMIT);
+	                 SIGIL_E_LIMIT);
 	free(frame);
 	free(big);
 }
@@ -171,38 +183,40 @@ static void test_response_roundtrip(void **state)
 	char msg[64];
 	int code;
 
-	assert_int_equal(kerberos_kadm_response_encode(0, "", kt, sizeof(kt), &frame, &len, &err), 0);
+	assert_int_equal(kerberos_kadm_response_encode(0, "", kt, sizeof(kt), &frame, &len, &err),
+	                 0);
 	assert_int_equal(kerberos_kadm_response_decode(frame + 4, len - 4, &code, msg, sizeof(msg),
-						       &ktp, &ktlen, &err),
-			 0);
+	                                               &ktp, &ktlen, &err),
+	                 0);
 	assert_int_equal(code, 0);
 	assert_int_equal(ktlen, 2);
 	assert_memory_equal(ktp, kt, 2);
 	for (size_t n = 0; n < len - 4; n++)
 		assert_int_not_equal(kerberos_kadm_response_decode(frame + 4, n, &code, msg,
-								   sizeof(msg), &ktp, &ktlen, &err),
-				     0);
+		                                                   sizeof(msg), &ktp, &ktlen, &err),
+		                     0);
 	sigil_freezero(frame, len);
 
-	assert_int_equal(kerberos_kadm_response_encode(SIGIL_E_PRECOND, "needs 'e'", NULL, 0, &frame,
-						       &len, &err),
-			 0);
-	assert_int_equal(kerberos_kadm_response_decode(frame + 4, len - 4, &code, msg, 5, &ktp,
-						       &ktlen, &err),
-			 0);
+	assert_int_equal(kerberos_kadm_response_encode(SIGIL_E_PRECOND, "needs 'e'", NULL, 0,
+	                                               &frame, &len, &err),
+	                 0);
+	assert_int_equal(
+	    kerberos_kadm_response_decode(frame + 4, len - 4, &code, msg, 5, &ktp, &ktlen, &err),
+	    0);
 	assert_int_equal(code, SIGIL_E_PRECOND);
 	assert_string_equal(msg, "need"); /* cut to the buffer */
 	/* A code that is not a sigil code is refused on both ends. */
 	frame[8] = 0x7f;
 	assert_int_equal(kerberos_kadm_response_decode(frame + 4, len - 4, &code, msg, sizeof(msg),
-						       &ktp, &ktlen, &err),
-			 SIGIL_E_CORRUPT);
+	                                               &ktp, &ktlen, &err),
+	                 SIGIL_E_CORRUPT);
 	sigil_freezero(frame, len);
 	assert_int_equal(kerberos_kadm_response_encode(12345, "x", NULL, 0, &frame, &len, &err),
-			 SIGIL_E_INTERNAL);
+	                 SIGIL_E_INTERNAL);
 	/* An error with a keytab is not a valid answer. */
-	assert_int_equal(kerberos_kadm_response_encode(SIGIL_E_UNAVAIL, "x", kt, 2, &frame, &len, &err),
-			 SIGIL_E_LIMIT);
+	assert_int_equal(
+	    kerberos_kadm_response_encode(SIGIL_E_UNAVAIL, "x", kt, 2, &frame, &len, &err),
+	    SIGIL_E_LIMIT);
 }
 
 /* ---- checks before the helper starts --------------------------------------------------- */
@@ -226,17 +240,21 @@ static void test_invalid_input_never_starts_the_helper(void **state)
 		many[i] = web[0];
 
 	c = base_config(helper);
-	assert_int_equal(kerberos_provision(&c, bad_name, 1, true, &kt, &len, &err), SIGIL_E_INVALID);
+	assert_int_equal(kerberos_provision(&c, bad_name, 1, true, &kt, &len, &err),
+	                 SIGIL_E_INVALID);
 	assert_non_null(strstr(err.msg, "lower case"));
 	assert_int_equal(kerberos_provision(&c, other_realm, 1, true, &kt, &len, &err),
-			 SIGIL_E_INVALID);
-	assert_int_equal(kerberos_provision(&c, nonsense, 1, true, &kt, &len, &err), SIGIL_E_INVALID);
-	assert_int_equal(kerberos_provision(&c, kdc_own, 2, true, &kt, &len, &err), SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
+	assert_int_equal(kerberos_provision(&c, nonsense, 1, true, &kt, &len, &err),
+	                 SIGIL_E_INVALID);
+	assert_int_equal(kerberos_provision(&c, kdc_own, 2, true, &kt, &len, &err),
+	                 SIGIL_E_INVALID);
 	assert_non_null(strstr(err.msg, "belongs to the KDC"));
 	assert_int_equal(kerberos_provision(&c, tgt, 1, true, &kt, &len, &err), SIGIL_E_INVALID);
 	assert_int_equal(kerberos_provision(&c, web, 0, true, &kt, &len, &err), SIGIL_E_INVALID);
-	assert_int_equal(kerberos_provision(&c, many, SIGIL_ARRAY_SIZE(many), true, &kt, &len, &err),
-			 SIGIL_E_LIMIT);
+	assert_int_equal(
+	    kerberos_provision(&c, many, SIGIL_ARRAY_SIZE(many), true, &kt, &len, &err),
+	    SIGIL_E_LIMIT);
 	c.realm = "sigil.test";
 	assert_int_equal(kerberos_provision(&c, web, 1, true, &kt, &len, &err), SIGIL_E_INVALID);
 	c = base_config(helper);
@@ -325,7 +343,7 @@ static void test_helper_that_talks_nonsense(void **state)
 	assert_int_equal(kerberos_provision(&c, web, 1, true, &kt, &len, &err), SIGIL_E_CORRUPT);
 	/* A success frame whose keytab lacks the principal asked for. */
 	c = base_config(script("h-wrongkt", "printf '\\000\\000\\000\\020SGK1\\000\\000\\000\\000"
-					    "\\000\\000\\000\\000\\000\\002\\005\\002' >&3"));
+	                                    "\\000\\000\\000\\000\\000\\002\\005\\002' >&3"));
 	assert_int_equal(kerberos_provision(&c, web, 1, true, &kt, &len, &err), SIGIL_E_INTERNAL);
 	assert_non_null(strstr(err.msg, "no key for"));
 }
@@ -375,15 +393,15 @@ static void test_real_helper_unreachable_kdc(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_request_roundtrip_and_truncation),
-		cmocka_unit_test(test_request_limits),
-		cmocka_unit_test(test_response_roundtrip),
-		cmocka_unit_test(test_invalid_input_never_starts_the_helper),
-		cmocka_unit_test(test_missing_helper),
-		cmocka_unit_test(test_watchdog_kills_a_hung_helper),
-		cmocka_unit_test(test_helper_that_dies),
-		cmocka_unit_test(test_helper_that_talks_nonsense),
-		cmocka_unit_test(test_real_helper_unreachable_kdc),
+	    cmocka_unit_test(test_request_roundtrip_and_truncation),
+	    cmocka_unit_test(test_request_limits),
+	    cmocka_unit_test(test_response_roundtrip),
+	    cmocka_unit_test(test_invalid_input_never_starts_the_helper),
+	    cmocka_unit_test(test_missing_helper),
+	    cmocka_unit_test(test_watchdog_kills_a_hung_helper),
+	    cmocka_unit_test(test_helper_that_dies),
+	    cmocka_unit_test(test_helper_that_talks_nonsense),
+	    cmocka_unit_test(test_real_helper_unreachable_kdc),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

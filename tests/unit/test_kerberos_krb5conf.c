@@ -12,9 +12,9 @@
 static void test_render_exact(void **state)
 {
 	kerberos_krb5conf c = {
-		.realm = "SIGIL.TEST",
-		.kdc = "krb5-kdc.default.svc.cluster.local:88",
-		.admin_server = "krb5-kdc.default.svc.cluster.local",
+	    .realm = "SIGIL.TEST",
+	    .kdc = "krb5-kdc.default.svc.cluster.local:88",
+	    .admin_server = "krb5-kdc.default.svc.cluster.local",
 	};
 	sigil_err err = {0};
 	char *out = NULL;
@@ -22,20 +22,20 @@ static void test_render_exact(void **state)
 
 	assert_int_equal(kerberos_krb5conf_render(&c, &out, &len, &err), 0);
 	assert_string_equal(out, "[libdefaults]\n"
-				 "\tdefault_realm = SIGIL.TEST\n"
-				 "\trdns = false\n"
-				 "\tdns_canonicalize_hostname = false\n"
-				 "\tudp_preference_limit = 1\n"
-				 "\n"
-				 "[realms]\n"
-				 "\tSIGIL.TEST = {\n"
-				 "\t\tkdc = krb5-kdc.default.svc.cluster.local:88\n"
-				 "\t\tadmin_server = krb5-kdc.default.svc.cluster.local\n"
-				 "\t}\n"
-				 "\n"
-				 "[domain_realm]\n"
-				 "\tcluster.local = SIGIL.TEST\n"
-				 "\t.cluster.local = SIGIL.TEST\n");
+	                         "\tdefault_realm = SIGIL.TEST\n"
+	                         "\trdns = false\n"
+	                         "\tdns_canonicalize_hostname = false\n"
+	                         "\tudp_preference_limit = 1\n"
+	                         "\n"
+	                         "[realms]\n"
+	                         "\tSIGIL.TEST = {\n"
+	                         "\t\tkdc = krb5-kdc.default.svc.cluster.local:88\n"
+	                         "\t\tadmin_server = krb5-kdc.default.svc.cluster.local\n"
+	                         "\t}\n"
+	                         "\n"
+	                         "[domain_realm]\n"
+	                         "\tcluster.local = SIGIL.TEST\n"
+	                         "\t.cluster.local = SIGIL.TEST\n");
 	assert_int_equal(len, strlen(out));
 	free(out);
 }
@@ -43,9 +43,9 @@ static void test_render_exact(void **state)
 static void test_render_domain_and_no_admin(void **state)
 {
 	kerberos_krb5conf c = {
-		.realm = "EXAMPLE.COM",
-		.kdc = "[fd00::5]:750",
-		.cluster_domain = "k8s.example.com",
+	    .realm = "EXAMPLE.COM",
+	    .kdc = "[fd00::5]:750",
+	    .cluster_domain = "k8s.example.com",
 	};
 	sigil_err err = {0};
 	char *out = NULL;
@@ -54,7 +54,8 @@ static void test_render_domain_and_no_admin(void **state)
 	assert_int_equal(kerberos_krb5conf_render(&c, &out, &len, &err), 0);
 	assert_non_null(strstr(out, "\t\tkdc = [fd00::5]:750\n"));
 	assert_null(strstr(out, "admin_server"));
-	assert_non_null(strstr(out, "\tk8s.example.com = EXAMPLE.COM\n\t.k8s.example.com = EXAMPLE.COM\n"));
+	assert_non_null(
+	    strstr(out, "\tk8s.example.com = EXAMPLE.COM\n\t.k8s.example.com = EXAMPLE.COM\n"));
 	assert_null(strstr(out, "cluster.local"));
 	free(out);
 }
@@ -62,16 +63,14 @@ static void test_render_domain_and_no_admin(void **state)
 static void test_servers(void **state)
 {
 	static const char *const good[] = {
-		"kdc",       "kdc:88",         "KDC.Example.COM:88", "10.0.0.1",
-		"10.0.0.1:749", "[::1]",       "[fd00::1]:88",       "a.b.c:65535",
+	    "kdc",          "kdc:88", "KDC.Example.COM:88", "10.0.0.1",
+	    "10.0.0.1:749", "[::1]",  "[fd00::1]:88",       "a.b.c:65535",
 	};
 	static const char *const bad[] = {
-		"",              ":88",            "kdc:",            "kdc:0",
-		"kdc:65536",     "kdc:088",        "kdc:+88",         "kdc:8a",
-		"kdc:123456",    "fd00::1",        "[fd00::1",        "[fd00::1]x",
-		"[kdc]:88",      "kdc 88",         "kdc\n[realms]",   "kdc:88\n",
-		"kdc:\n88",      "kdc:88:99",      "kdc/88",          "kdc}",
-		"-kdc",          "kdc..local",     "kdc;x",
+	    "",         ":88",    "kdc:",          "kdc:0",      "kdc:65536", "kdc:088",
+	    "kdc:+88",  "kdc:8a", "kdc:123456",    "fd00::1",    "[fd00::1",  "[fd00::1]x",
+	    "[kdc]:88", "kdc 88", "kdc\n[realms]", "kdc:88\n",   "kdc:\n88",  "kdc:88:99",
+	    "kdc/88",   "kdc}",   "-kdc",          "kdc..local", "kdc;x",
 	};
 	sigil_err err;
 	char longname[400];
@@ -130,10 +129,10 @@ static void test_render_refuses_injection(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_render_exact),
-		cmocka_unit_test(test_render_domain_and_no_admin),
-		cmocka_unit_test(test_servers),
-		cmocka_unit_test(test_render_refuses_injection),
+	    cmocka_unit_test(test_render_exact),
+	    cmocka_unit_test(test_render_domain_and_no_admin),
+	    cmocka_unit_test(test_servers),
+	    cmocka_unit_test(test_render_refuses_injection),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
