@@ -632,7 +632,9 @@ int kerberos_provision(const kerberos_admin_config *cfg, const char *const *prin
 
 	deadline = sigil_mono_ms() + timeout;
 	r = send_all(fd, req, req_len, deadline);
-	if (r == 0)
+	/* A helper may answer and exit before it read the whole request (a
+	 * refusal); its answer is still queued on our end. */
+	if (r == 0 || r == -EPIPE || r == -ECONNRESET)
 		r = recv_frame(fd, deadline, &resp);
 	if (r == SIGIL_E_TIMEOUT) {
 		kill(pid, SIGKILL);

@@ -897,6 +897,92 @@ static void test_building_blocks_bad(void **state)
 	X509_free(x);
 }
 
+/* Serials are minimal DER (no leading zero octet unless the sign needs it)
+ * and never zero, including when the random draw starts with zero octets
+ * (1 in 128 draws: 3000 make it near certain that the path runs). */
+static void test_serial_encoding(void **state)
+{
+	sigil_err err = { 0 };
+	int leading_zero_drawn = 0;
+
+	(void)state;
+	for (int i = 0; i < 3000; i++) {
+		X509 *x = X509_new();
+		unsigned char *der = NULL;
+		int n;
+
+		assert_int_equal(ca_cert_set_random_serial(x, &err), 0);
+		assert_serial_ok(x);
+		n = i2d_ASN1_INTEGER(X509_get0_serialNumber(x), &der);
+		assert_true(n >= 3);
+		/* X.690 8.3.2: the first nine bits are not all zero. */
+		assert_false(der[2] == 0x00 && n > 3 && !(der[3] & 0x80));
+		if (n - 2 < CA_SERIAL_BYTES)
+			leading_zero_drawn++;
+		/* The encoding reads back as the same integer. */
+		const unsigned char *p = der;
+		ASN1_INTEGER *back = d2i_ASN1_INTEGER(NULL, &p, n);
+		assert_non_null(back);
+		assert_int_equal(ASN1_INTEGER_cmp(back, X509_get0_serialNumber(x)), 0);
+		ASN1_INTEGER_free(back);
+		OPENSSL_free(der);
+		X509_free(x);
+	}
+	assert_true(leading_zero_drawn > 0);
+}
+
+/* Created and imported authorities carry a signing context; signing
+ * through it gives the same signature algorithm as ca_cert_sign, for every
+ * key type, and an authority without one (assembled by hand) still signs. */
+static void test_sign_with_context(void **state)
+{
+	static const sigil_keyalg algs[] = { SIGIL_KEY_RSA2048, SIGIL_KEY_ECDSA_P256,
+					     SIGIL_KEY_ECDSA_P384, SIGIL_KEY_ED25519 };
+	sigil_err err = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < SIGIL_ARRAY_SIZE(algs); i++) {
+		ca_authority *ca = fx_make_ca(algs[i], FX_NOW, 30 * DAY);
+		ca_authority *imported = NULL;
+		EVP_PKEY *leaf_key = fx_make_key(SIGIL_KEY_ECDSA_P256);
+
+		assert_non_null(ca->sign_ctx);
+		assert_int_equal(import_pem(ca->cert, ca->key, NULL, 0, &imported, &err), 0);
+		assert_non_null(imported->sign_ctx);
+		ca_authority hand = { .cert = ca->cert, .key = ca->key };
+		const ca_authority *signers[] = { ca, imported, &hand };
+		for (size_t s = 0; s < SIGIL_ARRAY_SIZE(signers); s++) {
+			X509 *x = fx_make_cert(&(fx_cert_opts){
+				.cn = "leaf",
+				.key = leaf_key,
+				.issuer = ca->cert,
+				.issuer_key = ca->key,
+				.bc = FX_BC_LEAF,
+				.ku = KU_DIGITAL_SIGNATURE,
+				.not_before = FX_NOW,
+				.not_after = FX_NOW + DAY,
+			});
+			X509 *ref = X509_dup(x);
+			/* Twice through the same context: a copy is used each time. */
+			for (int round = 0; round < 2; round++) {
+				assert_int_equal(ca_authority_sign_cert(signers[s], x, &err), 0);
+				assert_int_equal(X509_verify(x, X509_get0_pubkey(ca->cert)), 1);
+			}
+			assert_int_equal(ca_cert_sign(ref, ca->key, &err), 0);
+			assert_int_equal(X509_get_signature_nid(x), X509_get_signature_nid(ref));
+			assert_int_equal(X509_ALGOR_cmp(X509_get0_tbs_sigalg(x), X509_get0_tbs_sigalg(ref)), 0);
+			X509_free(ref);
+			X509_free(x);
+		}
+		EVP_PKEY_free(leaf_key);
+		ca_authority_free(imported);
+		ca_authority_free(ca);
+	}
+	X509 *x = X509_new();
+	assert_int_equal(ca_authority_sign_cert(NULL, x, &err), SIGIL_E_INVALID);
+	X509_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -916,6 +1002,8 @@ int main(void)
 		cmocka_unit_test(test_import_broken_chain),
 		cmocka_unit_test(test_import_weak_key),
 		cmocka_unit_test(test_building_blocks_bad),
+		cmocka_unit_test(test_serial_encoding),
+		cmocka_unit_test(test_sign_with_context),
 	};
 	/* One PKI for the group: the import tests only read it. */
 	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);

@@ -1,8 +1,11 @@
 /* ca/issue.c: leaves for every CA x leaf key type (checked with OpenSSL's
  * own chain verification in strict mode), names and limits, lifetime
- * capping and jitter, and CSR parsing of good and hostile input. */
+ * capping and jitter, CSR parsing of good and hostile input (hand-built
+ * requests whose signature is valid, so that each structural check is
+ * what refuses them), and issuing from several threads. */
 #define _GNU_SOURCE /* memmem */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +16,7 @@
 
 #include <cmocka.h>
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -138,6 +142,20 @@ static ca_leaf_request basic_req(void)
 	return r;
 }
 
+/* The certificate's SubjectPublicKeyInfo is byte for byte key's. */
+static void assert_spki_is(X509 *x, EVP_PKEY *key)
+{
+	unsigned char *a = NULL, *b = NULL;
+	int na = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &a);
+	int nb = i2d_PUBKEY(key, &b);
+
+	assert_true(na > 0);
+	assert_int_equal(na, nb);
+	assert_memory_equal(a, b, (size_t)na);
+	OPENSSL_free(a);
+	OPENSSL_free(b);
+}
+
 static void test_every_ca_and_leaf_type(void **state)
 {
 	world *w = *state;
@@ -158,6 +176,11 @@ static void test_every_ca_and_leaf_type(void **state)
 			/* Signed by the CA, for the CSR's key. */
 			assert_int_equal(X509_verify(leaf, X509_get0_pubkey(ca->cert)), 1);
 			assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(leaf), w->keys[l]), 1);
+			/* The key is readable from the certificate as issued (the
+			 * keystore writers check it against the private key), and
+			 * its SubjectPublicKeyInfo is the key's own encoding. */
+			assert_int_equal(X509_check_private_key(leaf, w->keys[l]), 1);
+			assert_spki_is(leaf, w->keys[l]);
 			assert_int_equal(X509_get_signature_nid(leaf), sig_nid_for(all_algs[c]));
 			assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(leaf),
 						       X509_get_subject_name(ca->cert)),
@@ -796,6 +819,656 @@ static void test_csr_create_bad(void **state)
 	assert_null(der);
 }
 
+/* ---- the public-key path and the certificate's key ------------------------- */
+
+/* ca_issue_from_pubkey gives the same key encoding as the CSR path, from
+ * provider keys and from the legacy keys a certificate hands out. */
+static void test_pubkey_path_every_type(void **state)
+{
+	world *w = *state;
+
+	for (size_t c = 0; c < N_ALGS; c += 2) {
+		for (size_t l = 0; l < N_ALGS; l++) {
+			sigil_err err = { 0 };
+			ca_leaf_request req = basic_req();
+			X509 *leaf = NULL, *again = NULL;
+
+			if (ca_issue_from_pubkey(w->cas[c], w->keys[l], &req, &leaf, &err) != 0)
+				fail_msg("CA %s leaf %s: %s", ca_keyalg_name(all_algs[c]),
+					 ca_keyalg_name(all_algs[l]), err.msg);
+			assert_int_equal(X509_verify(leaf, X509_get0_pubkey(w->cas[c]->cert)), 1);
+			assert_int_equal(X509_check_private_key(leaf, w->keys[l]), 1);
+			assert_spki_is(leaf, w->keys[l]);
+			assert_int_equal(verify_chain(leaf, w->cas[c]->cert, NULL, FX_NOW + 60,
+						      X509_PURPOSE_SSL_SERVER),
+					 0);
+			/* The key read back from a certificate issues the same. */
+			assert_int_equal(ca_issue_from_pubkey(w->cas[c], X509_get0_pubkey(leaf), &req,
+							      &again, &err),
+					 0);
+			assert_spki_is(again, w->keys[l]);
+			X509_free(again);
+			X509_free(leaf);
+		}
+	}
+}
+
+/* An authority put together by hand (as ca/caset.c shares a generation)
+ * has no signing context: signing falls back to setting one up. */
+static void test_issue_with_handmade_authority(void **state)
+{
+	world *w = *state;
+
+	for (size_t c = 0; c < N_ALGS; c++) {
+		ca_authority hand = { .cert = w->cas[c]->cert, .key = w->cas[c]->key };
+		ca_leaf_request req = basic_req();
+		sigil_err err = { 0 };
+		size_t len = 0;
+		uint8_t *csr = fx_make_csr(w->keys[3], NULL, &len);
+		X509 *leaf = NULL;
+
+		assert_non_null(w->cas[c]->sign_ctx);
+		assert_int_equal(ca_issue_from_csr(&hand, csr, len, &req, &leaf, &err), 0);
+		assert_int_equal(X509_verify(leaf, X509_get0_pubkey(hand.cert)), 1);
+		assert_int_equal(X509_get_signature_nid(leaf), sig_nid_for(all_algs[c]));
+		X509_free(leaf);
+		free(csr);
+	}
+}
+
+/* ---- hand-built CSRs -------------------------------------------------------- */
+
+/* A small DER writer, so that each field of a CSR can be made wrong on its
+ * own while the signature over it stays valid. */
+typedef struct der_buf {
+	uint8_t b[8192];
+	size_t n;
+} der_buf;
+
+static void der_raw(der_buf *d, const void *p, size_t n)
+{
+	assert_true(d->n + n <= sizeof(d->b));
+	if (n > 0)
+		memcpy(d->b + d->n, p, n);
+	d->n += n;
+}
+
+static void der_tlv(der_buf *d, uint8_t tag, const void *p, size_t n)
+{
+	uint8_t hdr[4];
+	size_t h = 0;
+
+	hdr[h++] = tag;
+	if (n < 0x80) {
+		hdr[h++] = (uint8_t)n;
+	} else if (n < 0x100) {
+		hdr[h++] = 0x81;
+		hdr[h++] = (uint8_t)n;
+	} else {
+		assert_true(n < 0x10000);
+		hdr[h++] = 0x82;
+		hdr[h++] = (uint8_t)(n >> 8);
+		hdr[h++] = (uint8_t)n;
+	}
+	der_raw(d, hdr, h);
+	der_raw(d, p, n);
+}
+
+static void der_bits(der_buf *d, uint8_t unused, const void *p, size_t n)
+{
+	der_buf c = { .b = { unused }, .n = 1 };
+
+	der_raw(&c, p, n);
+	der_tlv(d, 0x03, c.b, c.n);
+}
+
+/* An AlgorithmIdentifier; param_nid is an OID parameter when ptype is
+ * V_ASN1_OBJECT. */
+static void der_algid(der_buf *d, int nid, int ptype, int param_nid)
+{
+	X509_ALGOR *a = X509_ALGOR_new();
+	unsigned char *p = NULL;
+	int n;
+
+	assert_int_equal(X509_ALGOR_set0(a, OBJ_nid2obj(nid), ptype,
+					 ptype == V_ASN1_OBJECT ? OBJ_nid2obj(param_nid) : NULL),
+			 1);
+	n = i2d_X509_ALGOR(a, &p);
+	assert_true(n > 0);
+	der_raw(d, p, (size_t)n);
+	OPENSSL_free(p);
+	X509_ALGOR_free(a);
+}
+
+/* A positive INTEGER from big-endian magnitude bytes (negative: as is). */
+static void der_int(der_buf *d, const uint8_t *mag, size_t n, bool negative)
+{
+	der_buf c = { 0 };
+
+	if (!negative && (mag[0] & 0x80))
+		der_raw(&c, "", 1);
+	der_raw(&c, mag, n);
+	der_tlv(d, 0x02, c.b, c.n);
+}
+
+/* RSAPublicKey with the given modulus and exponent. */
+static void der_rsa_pub(der_buf *d, const BIGNUM *n, const BIGNUM *e, bool negative_n)
+{
+	uint8_t nb[600], eb[16];
+	der_buf c = { 0 };
+	int nl = BN_bn2bin(n, nb), el = BN_bn2bin(e, eb);
+
+	der_int(&c, nb, (size_t)nl, negative_n);
+	der_int(&c, eb, (size_t)el, false);
+	der_tlv(d, 0x30, c.b, c.n);
+}
+
+/* SubjectPublicKeyInfo from an AlgorithmIdentifier and key bits. */
+static void der_spki(der_buf *d, const der_buf *algid, uint8_t unused, const void *bits, size_t n)
+{
+	der_buf c = { 0 };
+
+	der_raw(&c, algid->b, algid->n);
+	der_bits(&c, unused, bits, n);
+	der_tlv(d, 0x30, c.b, c.n);
+}
+
+typedef struct csr_spec {
+	EVP_PKEY *key;          /* signs the request */
+	const der_buf *spki;    /* NULL: key's own SubjectPublicKeyInfo */
+	uint8_t version;
+	const der_buf *attrs;   /* NULL: an empty [0] attribute set */
+	bool no_attrs;          /* leave the attributes field out */
+	const der_buf *extra;   /* appended inside CertificationRequestInfo */
+	int sig_nid;
+	int sig_ptype;
+	const EVP_MD *md;
+	uint8_t sig_unused;
+	const der_buf *trailer; /* appended inside CertificationRequest */
+} csr_spec;
+
+/* What a well-behaved client sends for key. */
+static csr_spec spec_for(EVP_PKEY *key)
+{
+	csr_spec s = { .key = key, .sig_ptype = V_ASN1_UNDEF };
+
+	if (EVP_PKEY_is_a(key, "RSA")) {
+		s.sig_nid = NID_sha256WithRSAEncryption;
+		s.sig_ptype = V_ASN1_NULL;
+		s.md = EVP_sha256();
+	} else if (EVP_PKEY_is_a(key, "ED25519")) {
+		s.sig_nid = NID_ED25519;
+	} else if (EVP_PKEY_get_bits(key) == 384) {
+		s.sig_nid = NID_ecdsa_with_SHA384;
+		s.md = EVP_sha384();
+	} else {
+		s.sig_nid = NID_ecdsa_with_SHA256;
+		s.md = EVP_sha256();
+	}
+	return s;
+}
+
+static uint8_t *csr_build(const csr_spec *s, size_t *len)
+{
+	der_buf c = { 0 }, info = { 0 }, outc = { 0 }, out = { 0 };
+	X509_NAME *name = X509_NAME_new();
+	unsigned char *p = NULL, sig[1024];
+	size_t sig_len = sizeof(sig);
+	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+	int n;
+
+	der_tlv(&c, 0x02, &s->version, 1);
+	assert_int_equal(X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_ASC,
+						    (const unsigned char *)"node", -1, -1, 0),
+			 1);
+	n = i2d_X509_NAME(name, &p);
+	der_raw(&c, p, (size_t)n);
+	OPENSSL_free(p);
+	p = NULL;
+	if (s->spki) {
+		der_raw(&c, s->spki->b, s->spki->n);
+	} else {
+		n = i2d_PUBKEY(s->key, &p);
+		assert_true(n > 0);
+		der_raw(&c, p, (size_t)n);
+		OPENSSL_free(p);
+	}
+	if (s->attrs)
+		der_raw(&c, s->attrs->b, s->attrs->n);
+	else if (!s->no_attrs)
+		der_tlv(&c, 0xa0, NULL, 0);
+	if (s->extra)
+		der_raw(&c, s->extra->b, s->extra->n);
+	der_tlv(&info, 0x30, c.b, c.n);
+
+	assert_int_equal(EVP_DigestSignInit(mctx, NULL, s->md, NULL, s->key), 1);
+	assert_int_equal(EVP_DigestSign(mctx, sig, &sig_len, info.b, info.n), 1);
+	der_raw(&outc, info.b, info.n);
+	der_algid(&outc, s->sig_nid, s->sig_ptype, 0);
+	der_bits(&outc, s->sig_unused, sig, sig_len);
+	if (s->trailer)
+		der_raw(&outc, s->trailer->b, s->trailer->n);
+	der_tlv(&out, 0x30, outc.b, outc.n);
+
+	EVP_MD_CTX_free(mctx);
+	X509_NAME_free(name);
+	*len = out.n;
+	p = malloc(out.n);
+	assert_non_null(p);
+	memcpy(p, out.b, out.n);
+	return p;
+}
+
+/* Parses a hand-built CSR; NULL want: must be accepted (then a leaf is
+ * issued for it and checked against check_key when given). */
+static void expect_csr(world *w, const csr_spec *s, int want_code, const char *want_msg,
+		       EVP_PKEY *check_key)
+{
+	size_t len = 0;
+	uint8_t *der = csr_build(s, &len);
+	sigil_err err = { 0 };
+	EVP_PKEY *pub = NULL;
+	int r = ca_csr_parse(der, len, &pub, &err);
+
+	if (r != want_code)
+		fail_msg("CSR parse gave %d (%s), expected %d (%s)", r, err.msg, want_code,
+			 want_msg ? want_msg : "accepted");
+	if (want_code == 0) {
+		X509 *leaf = NULL;
+		ca_leaf_request req = basic_req();
+
+		assert_non_null(pub);
+		assert_int_equal(ca_issue_from_csr(w->cas[3], der, len, &req, &leaf, &err), 0);
+		assert_int_equal(X509_verify(leaf, X509_get0_pubkey(w->cas[3]->cert)), 1);
+		if (check_key) {
+			assert_int_equal(EVP_PKEY_eq(pub, check_key), 1);
+			assert_int_equal(X509_check_private_key(leaf, check_key), 1);
+		}
+		X509_free(leaf);
+		EVP_PKEY_free(pub);
+	} else {
+		assert_null(pub);
+		if (want_msg && !strstr(err.msg, want_msg))
+			fail_msg("error \"%s\" does not mention \"%s\"", err.msg, want_msg);
+		/* The issuing path refuses it the same way. */
+		X509 *leaf = NULL;
+		ca_leaf_request req = basic_req();
+		assert_int_equal(ca_issue_from_csr(w->cas[3], der, len, &req, &leaf, &err), want_code);
+		assert_null(leaf);
+	}
+	free(der);
+}
+
+/* The structure of PKCS#10: version, attributes, trailing data. */
+static void test_csr_structure(void **state)
+{
+	world *w = *state;
+	der_buf b = { 0 };
+
+	/* The builder itself makes acceptable requests of every key type. */
+	for (size_t k = 0; k < N_ALGS; k++) {
+		csr_spec s = spec_for(w->keys[k]);
+		expect_csr(w, &s, 0, NULL, w->keys[k]);
+	}
+	csr_spec s = spec_for(w->keys[3]);
+	/* RFC 2986: version 0 only. */
+	s.version = 1;
+	expect_csr(w, &s, SIGIL_E_INVALID, "version", NULL);
+	s.version = 0;
+	/* A missing attribute set is tolerated, as OpenSSL does. */
+	s.no_attrs = true;
+	expect_csr(w, &s, 0, NULL, w->keys[3]);
+	s.no_attrs = false;
+	/* Well-formed attributes are ignored: challengePassword. */
+	static const uint8_t pw_attr[] = { 0xa0, 0x17, 0x30, 0x15, 0x06, 0x09, 0x2a, 0x86, 0x48,
+					   0x86, 0xf7, 0x0d, 0x01, 0x09, 0x07, 0x31, 0x08, 0x0c,
+					   0x06, 's', 'e', 'c', 'r', 'e', 't' };
+	der_raw(&b, pw_attr, sizeof(pw_attr));
+	s.attrs = &b;
+	expect_csr(w, &s, 0, NULL, w->keys[3]);
+	/* Attribute garbage: not an Attribute, an Attribute without its SET of
+	 * values, a value SET that overruns. */
+	static const uint8_t garbage1[] = { 0xa0, 0x03, 0x02, 0x01, 0x05 };
+	static const uint8_t garbage2[] = { 0xa0, 0x0e, 0x30, 0x0c, 0x06, 0x09, 0x2a, 0x86, 0x48,
+					    0x86, 0xf7, 0x0d, 0x01, 0x09, 0x07, 0x05, 0x00 };
+	static const uint8_t garbage3[] = { 0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48,
+					    0x86, 0xf7, 0x0d, 0x01, 0x09, 0x07, 0x31, 0x09, 0x0c };
+	const struct {
+		const uint8_t *p;
+		size_t n;
+	} garbage[] = { { garbage1, sizeof(garbage1) },
+			{ garbage2, sizeof(garbage2) },
+			{ garbage3, sizeof(garbage3) } };
+	for (size_t i = 0; i < SIGIL_ARRAY_SIZE(garbage); i++) {
+		b.n = 0;
+		der_raw(&b, garbage[i].p, garbage[i].n);
+		expect_csr(w, &s, SIGIL_E_INVALID, "not valid DER", NULL);
+	}
+	s.attrs = NULL;
+	/* An extra field inside CertificationRequestInfo, or a fourth one in
+	 * CertificationRequest: both are trailing data DER forbids. */
+	static const uint8_t null_der[] = { 0x05, 0x00 };
+	b.n = 0;
+	der_raw(&b, null_der, sizeof(null_der));
+	s.extra = &b;
+	expect_csr(w, &s, SIGIL_E_INVALID, "not valid DER", NULL);
+	s.extra = NULL;
+	s.trailer = &b;
+	expect_csr(w, &s, SIGIL_E_INVALID, "not valid DER", NULL);
+}
+
+/* The signature algorithm must be one we accept and suit the key. */
+static void test_csr_signature_algorithm(void **state)
+{
+	world *w = *state;
+	static const struct {
+		size_t key;
+		int nid;
+		int ptype;
+		const EVP_MD *(*md)(void);
+		int code;
+		const char *msg;
+	} cases[] = {
+		/* Wrong family for the key. */
+		{ 3, NID_sha256WithRSAEncryption, V_ASN1_NULL, EVP_sha256, SIGIL_E_INVALID, "does not go with" },
+		{ 0, NID_ecdsa_with_SHA256, V_ASN1_UNDEF, EVP_sha256, SIGIL_E_INVALID, "does not go with" },
+		{ 5, NID_ecdsa_with_SHA256, V_ASN1_UNDEF, NULL, SIGIL_E_INVALID, "does not go with" },
+		{ 3, NID_ED25519, V_ASN1_UNDEF, EVP_sha256, SIGIL_E_INVALID, "does not go with" },
+		/* Weak or unknown digests. */
+		{ 3, NID_ecdsa_with_SHA1, V_ASN1_UNDEF, EVP_sha1, SIGIL_E_INVALID, "not accepted" },
+		{ 0, NID_sha1WithRSAEncryption, V_ASN1_NULL, EVP_sha1, SIGIL_E_INVALID, "not accepted" },
+		{ 0, NID_md5WithRSAEncryption, V_ASN1_NULL, EVP_md5, SIGIL_E_INVALID, "not accepted" },
+		{ 3, NID_ecdsa_with_SHA224, V_ASN1_UNDEF, EVP_sha224, SIGIL_E_INVALID, "not accepted" },
+		/* RSASSA-PSS is refused by name. */
+		{ 0, NID_rsassaPss, V_ASN1_UNDEF, EVP_sha256, SIGIL_E_INVALID, "RSASSA-PSS" },
+		/* Parameters: absent for ECDSA and EdDSA, NULL or absent for RSA. */
+		{ 3, NID_ecdsa_with_SHA256, V_ASN1_NULL, EVP_sha256, SIGIL_E_INVALID, "parameters" },
+		{ 5, NID_ED25519, V_ASN1_NULL, NULL, SIGIL_E_INVALID, "parameters" },
+		{ 0, NID_sha256WithRSAEncryption, V_ASN1_UNDEF, EVP_sha256, 0, NULL },
+		/* Any of SHA-256/384/512 with any of our keys. */
+		{ 3, NID_ecdsa_with_SHA384, V_ASN1_UNDEF, EVP_sha384, 0, NULL },
+		{ 3, NID_ecdsa_with_SHA512, V_ASN1_UNDEF, EVP_sha512, 0, NULL },
+		{ 4, NID_ecdsa_with_SHA256, V_ASN1_UNDEF, EVP_sha256, 0, NULL },
+		{ 1, NID_sha512WithRSAEncryption, V_ASN1_NULL, EVP_sha512, 0, NULL },
+		{ 2, NID_sha384WithRSAEncryption, V_ASN1_NULL, EVP_sha384, 0, NULL },
+		/* The OID says SHA-384, the signature was made over SHA-256. */
+		{ 3, NID_ecdsa_with_SHA384, V_ASN1_UNDEF, EVP_sha256, SIGIL_E_INVALID, "does not verify" },
+	};
+
+	for (size_t i = 0; i < SIGIL_ARRAY_SIZE(cases); i++) {
+		csr_spec s = spec_for(w->keys[cases[i].key]);
+		s.sig_nid = cases[i].nid;
+		s.sig_ptype = cases[i].ptype;
+		s.md = cases[i].md ? cases[i].md() : NULL;
+		expect_csr(w, &s, cases[i].code, cases[i].msg,
+			   cases[i].code == 0 ? w->keys[cases[i].key] : NULL);
+	}
+	/* A signature BIT STRING with unused bits. */
+	csr_spec s = spec_for(w->keys[3]);
+	s.sig_unused = 3;
+	expect_csr(w, &s, SIGIL_E_INVALID, "whole number", NULL);
+	/* Signed by another key than the one it carries. */
+	EVP_PKEY *other = fx_make_key(SIGIL_KEY_ECDSA_P256);
+	unsigned char *spki = NULL;
+	der_buf b = { 0 };
+	int n = i2d_PUBKEY(other, &spki);
+	der_raw(&b, spki, (size_t)n);
+	s = spec_for(w->keys[3]);
+	s.spki = &b;
+	expect_csr(w, &s, SIGIL_E_INVALID, "does not verify", NULL);
+	OPENSSL_free(spki);
+	EVP_PKEY_free(other);
+}
+
+/* The SubjectPublicKeyInfo: every key type's encoding rules. */
+static void test_csr_public_key_encoding(void **state)
+{
+	world *w = *state;
+	uint8_t point[200];
+	size_t point_len = 0;
+	der_buf alg = { 0 }, spki = { 0 }, rsa = { 0 };
+	csr_spec s;
+
+	/* ---- EC (RFC 5480) ---- */
+	assert_int_equal(EVP_PKEY_get_octet_string_param(w->keys[3], OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+							  point, sizeof(point), &point_len),
+			 1);
+	assert_int_equal(point_len, 65);
+	der_algid(&alg, NID_X9_62_id_ecPublicKey, V_ASN1_OBJECT, NID_X9_62_prime256v1);
+	s = spec_for(w->keys[3]);
+	s.spki = &spki;
+	/* The point at infinity, which OpenSSL alone would take. */
+	static const uint8_t infinity[] = { 0x00 };
+	der_spki(&spki, &alg, 0, infinity, sizeof(infinity));
+	expect_csr(w, &s, SIGIL_E_INVALID, "uncompressed or compressed point", NULL);
+	/* Hybrid form (0x06/0x07), and a compressed prefix on a full point. */
+	uint8_t bad[200];
+	memcpy(bad, point, point_len);
+	bad[0] = 0x06;
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, bad, point_len);
+	expect_csr(w, &s, SIGIL_E_INVALID, "uncompressed or compressed point", NULL);
+	bad[0] = 0x02;
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, bad, point_len);
+	expect_csr(w, &s, SIGIL_E_INVALID, "uncompressed or compressed point", NULL);
+	/* Truncated point. */
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, point, point_len - 1);
+	expect_csr(w, &s, SIGIL_E_INVALID, "uncompressed or compressed point", NULL);
+	/* Not on the curve. */
+	memcpy(bad, point, point_len);
+	bad[point_len - 1] ^= 0x01;
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, bad, point_len);
+	expect_csr(w, &s, SIGIL_E_INVALID, "not a point on curve", NULL);
+	/* Unused bits in the key's BIT STRING. */
+	spki.n = 0;
+	der_spki(&spki, &alg, 1, point, point_len);
+	expect_csr(w, &s, SIGIL_E_INVALID, "whole number of octets", NULL);
+	/* The compressed form of the real key is accepted (RFC 5480 MAY). */
+	uint8_t comp[33];
+	comp[0] = (uint8_t)(0x02 | (point[64] & 1));
+	memcpy(comp + 1, point + 1, 32);
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, comp, sizeof(comp));
+	expect_csr(w, &s, 0, NULL, w->keys[3]);
+	/* Curve parameters other than a named curve, or none. */
+	alg.n = 0;
+	der_algid(&alg, NID_X9_62_id_ecPublicKey, V_ASN1_UNDEF, 0);
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, point, point_len);
+	expect_csr(w, &s, SIGIL_E_INVALID, "explicit or missing curve", NULL);
+	static const uint8_t explicit_alg[] = { 0x30, 0x0e, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce,
+						0x3d, 0x02, 0x01, 0x30, 0x03, 0x02, 0x01, 0x01 };
+	alg.n = 0;
+	der_raw(&alg, explicit_alg, sizeof(explicit_alg));
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, point, point_len);
+	expect_csr(w, &s, SIGIL_E_INVALID, "explicit or missing curve", NULL);
+	/* A P-256 point declared as P-384. */
+	alg.n = 0;
+	der_algid(&alg, NID_X9_62_id_ecPublicKey, V_ASN1_OBJECT, NID_secp384r1);
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, point, point_len);
+	expect_csr(w, &s, SIGIL_E_INVALID, "secp384r1", NULL);
+
+	/* ---- RSA (RFC 3279, RFC 8017) ---- */
+	BIGNUM *n = NULL, *e = NULL;
+	assert_int_equal(EVP_PKEY_get_bn_param(w->keys[0], OSSL_PKEY_PARAM_RSA_N, &n), 1);
+	assert_int_equal(EVP_PKEY_get_bn_param(w->keys[0], OSSL_PKEY_PARAM_RSA_E, &e), 1);
+	s = spec_for(w->keys[0]);
+	s.spki = &spki;
+	/* Parameters absent: tolerated, and the certificate gets NULL. */
+	alg.n = 0;
+	der_algid(&alg, NID_rsaEncryption, V_ASN1_UNDEF, 0);
+	der_rsa_pub(&rsa, n, e, false);
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, rsa.b, rsa.n);
+	expect_csr(w, &s, 0, NULL, w->keys[0]);
+	{
+		size_t len = 0;
+		uint8_t *der = csr_build(&s, &len);
+		ca_leaf_request req = basic_req();
+		sigil_err err = { 0 };
+		X509 *leaf = NULL;
+		assert_int_equal(ca_issue_from_csr(w->cas[3], der, len, &req, &leaf, &err), 0);
+		assert_spki_is(leaf, w->keys[0]);
+		X509_free(leaf);
+		free(der);
+	}
+	/* Other parameters. */
+	alg.n = 0;
+	der_algid(&alg, NID_rsaEncryption, V_ASN1_OBJECT, NID_sha256);
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, rsa.b, rsa.n);
+	expect_csr(w, &s, SIGIL_E_INVALID, "unexpected algorithm parameters", NULL);
+	alg.n = 0;
+	der_algid(&alg, NID_rsaEncryption, V_ASN1_NULL, 0);
+	/* A byte after the RSAPublicKey, inside the BIT STRING. */
+	der_raw(&rsa, "", 1);
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, rsa.b, rsa.n);
+	expect_csr(w, &s, SIGIL_E_INVALID, "not a valid RSAPublicKey", NULL);
+	/* Truncated RSAPublicKey. */
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, rsa.b, rsa.n - 10);
+	expect_csr(w, &s, SIGIL_E_INVALID, "not a valid RSAPublicKey", NULL);
+	/* Exponent 1, even exponent, even modulus, negative modulus. */
+	BIGNUM *n2 = BN_dup(n), *e2 = BN_dup(e);
+	assert_int_equal(BN_set_word(e2, 1), 1);
+	rsa.n = 0;
+	der_rsa_pub(&rsa, n2, e2, false);
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, rsa.b, rsa.n);
+	expect_csr(w, &s, SIGIL_E_INVALID, "malformed", NULL);
+	assert_int_equal(BN_set_word(e2, 65536), 1);
+	rsa.n = 0;
+	der_rsa_pub(&rsa, n2, e2, false);
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, rsa.b, rsa.n);
+	expect_csr(w, &s, SIGIL_E_INVALID, "malformed", NULL);
+	assert_int_equal(BN_clear_bit(n2, 0), 1);
+	rsa.n = 0;
+	der_rsa_pub(&rsa, n2, e, false);
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, rsa.b, rsa.n);
+	expect_csr(w, &s, SIGIL_E_INVALID, "malformed", NULL);
+	rsa.n = 0;
+	der_rsa_pub(&rsa, n, e, true);
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, rsa.b, rsa.n);
+	expect_csr(w, &s, SIGIL_E_INVALID, "negative", NULL);
+	/* A 2047-bit modulus is not one of our sizes. */
+	assert_int_equal(BN_rshift1(n2, n), 1);
+	assert_int_equal(BN_set_bit(n2, 0), 1);
+	rsa.n = 0;
+	der_rsa_pub(&rsa, n2, e, false);
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, rsa.b, rsa.n);
+	expect_csr(w, &s, SIGIL_E_INVALID, "RSA 2047", NULL);
+	/* Unused bits. */
+	rsa.n = 0;
+	der_rsa_pub(&rsa, n, e, false);
+	spki.n = 0;
+	der_spki(&spki, &alg, 2, rsa.b, rsa.n);
+	expect_csr(w, &s, SIGIL_E_INVALID, "whole number of octets", NULL);
+	BN_free(n2);
+	BN_free(e2);
+	BN_free(n);
+	BN_free(e);
+
+	/* ---- Ed25519 (RFC 8410) and others ---- */
+	uint8_t raw[32];
+	size_t raw_len = sizeof(raw);
+	assert_int_equal(EVP_PKEY_get_raw_public_key(w->keys[5], raw, &raw_len), 1);
+	s = spec_for(w->keys[5]);
+	s.spki = &spki;
+	alg.n = 0;
+	der_algid(&alg, NID_ED25519, V_ASN1_NULL, 0);
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, raw, sizeof(raw));
+	expect_csr(w, &s, SIGIL_E_INVALID, "parameters", NULL);
+	alg.n = 0;
+	der_algid(&alg, NID_ED25519, V_ASN1_UNDEF, 0);
+	spki.n = 0;
+	der_spki(&spki, &alg, 0, raw, sizeof(raw) - 1);
+	expect_csr(w, &s, SIGIL_E_INVALID, "not 32", NULL);
+	static const struct {
+		int nid;
+		const char *name;
+	} others[] = { { NID_X25519, "X25519" }, { NID_dsa, "DSA" }, { NID_rsassaPss, "RSASSA-PSS" } };
+	for (size_t i = 0; i < SIGIL_ARRAY_SIZE(others); i++) {
+		alg.n = 0;
+		der_algid(&alg, others[i].nid, V_ASN1_UNDEF, 0);
+		spki.n = 0;
+		der_spki(&spki, &alg, 0, raw, sizeof(raw));
+		expect_csr(w, &s, SIGIL_E_INVALID, others[i].name, NULL);
+	}
+}
+
+/* ---- threads -------------------------------------------------------------- */
+
+#define N_THREADS 4
+#define ISSUES_PER_THREAD 12
+
+typedef struct thread_job {
+	const ca_authority *ca;
+	uint8_t *csr[3];
+	size_t csr_len[3];
+	EVP_PKEY *keys[3];
+	int failures;
+} thread_job;
+
+static void *issue_thread(void *arg)
+{
+	thread_job *j = arg;
+
+	for (int i = 0; i < ISSUES_PER_THREAD; i++) {
+		ca_leaf_request req = basic_req();
+		sigil_err err = { 0 };
+		X509 *leaf = NULL;
+		int k = i % 3;
+
+		if (ca_issue_from_csr(j->ca, j->csr[k], j->csr_len[k], &req, &leaf, &err) != 0 ||
+		    X509_verify(leaf, X509_get0_pubkey(j->ca->cert)) != 1 ||
+		    X509_check_private_key(leaf, j->keys[k]) != 1)
+			j->failures++;
+		X509_free(leaf);
+	}
+	return NULL;
+}
+
+/* Threads share one authority (its signing context) and the key
+ * templates, which the first of them may be building. */
+static void test_issue_from_threads(void **state)
+{
+	world *w = *state;
+	/* RSA-2048, P-256 and Ed25519, as CAs and as leaves. */
+	static const size_t cas[] = { 0, 3, 5 };
+
+	for (size_t c = 0; c < SIGIL_ARRAY_SIZE(cas); c++) {
+		pthread_t th[N_THREADS];
+		thread_job jobs[N_THREADS];
+
+		for (int t = 0; t < N_THREADS; t++) {
+			jobs[t] = (thread_job){ .ca = w->cas[cas[c]] };
+			for (int k = 0; k < 3; k++) {
+				jobs[t].keys[k] = w->keys[cas[k]];
+				jobs[t].csr[k] = fx_make_csr(jobs[t].keys[k], NULL, &jobs[t].csr_len[k]);
+			}
+		}
+		for (int t = 0; t < N_THREADS; t++)
+			assert_int_equal(pthread_create(&th[t], NULL, issue_thread, &jobs[t]), 0);
+		for (int t = 0; t < N_THREADS; t++) {
+			assert_int_equal(pthread_join(th[t], NULL), 0);
+			assert_int_equal(jobs[t].failures, 0);
+			for (int k = 0; k < 3; k++)
+				free(jobs[t].csr[k]);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -810,6 +1483,12 @@ int main(void)
 		cmocka_unit_test(test_csr_bad_input),
 		cmocka_unit_test(test_csr_unsupported_key),
 		cmocka_unit_test(test_csr_create_bad),
+		cmocka_unit_test(test_pubkey_path_every_type),
+		cmocka_unit_test(test_issue_with_handmade_authority),
+		cmocka_unit_test(test_csr_structure),
+		cmocka_unit_test(test_csr_signature_algorithm),
+		cmocka_unit_test(test_csr_public_key_encoding),
+		cmocka_unit_test(test_issue_from_threads),
 	};
 	return cmocka_run_group_tests(tests, setup_world, teardown_world);
 }

@@ -302,6 +302,7 @@ static void test_echo_success(void **state)
 {
 	const char *path = tpath("csi.sock");
 	_cleanup_(rpc_server_freep) rpc_server *srv = unix_server(path, 2, 0, 0);
+	(void)srv; /* held for its cleanup */
 	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 	rpc_metadata md[] = {{"authorization", "Bearer abc.def"}};
 	rpc_status st;
@@ -328,6 +329,7 @@ static void test_empty_messages(void **state)
 {
 	const char *path = tpath("csi.sock");
 	_cleanup_(rpc_server_freep) rpc_server *srv = unix_server(path, 1, 0, 0);
+	(void)srv; /* held for its cleanup */
 	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 	uint8_t *resp = (uint8_t *)"sentinel";
 	size_t resp_len = 99;
@@ -346,6 +348,7 @@ static void test_handler_error_propagated(void **state)
 {
 	const char *path = tpath("csi.sock");
 	_cleanup_(rpc_server_freep) rpc_server *srv = unix_server(path, 1, 0, 0);
+	(void)srv; /* held for its cleanup */
 	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 	rpc_status st;
 
@@ -363,6 +366,7 @@ static void test_unknown_method_unimplemented_fast(void **state)
 {
 	const char *path = tpath("csi.sock");
 	_cleanup_(rpc_server_freep) rpc_server *srv = unix_server(path, 2, 0, 0);
+	(void)srv; /* held for its cleanup */
 	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 	rpc_status st;
 	int64_t t0;
@@ -385,6 +389,7 @@ static void test_oversized_request_and_response(void **state)
 {
 	const char *path = tpath("csi.sock");
 	_cleanup_(rpc_server_freep) rpc_server *srv = unix_server(path, 1, 1024, 4096);
+	(void)srv; /* held for its cleanup */
 	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 	char big[2048];
 	rpc_status st;
@@ -408,6 +413,7 @@ static void test_duplicate_metadata_refused(void **state)
 {
 	const char *path = tpath("csi.sock");
 	_cleanup_(rpc_server_freep) rpc_server *srv = unix_server(path, 1, 0, 0);
+	(void)srv; /* held for its cleanup */
 	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 	rpc_metadata two[] = {{"x-token", "a"}, {"x-token", "b"}};
 	rpc_status st;
@@ -459,6 +465,7 @@ static void test_stale_socket_replaced(void **state)
 	close(make_socket_file(path, false));
 	{
 		_cleanup_(rpc_server_freep) rpc_server *srv = unix_server(path, 1, 0, 0);
+		(void)srv; /* held for its cleanup */
 		_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 
 		assert_int_equal(call_str(c, "/sigil.test.Echo/Echo", "z", NULL, 0, &st, NULL, 0),
@@ -476,6 +483,7 @@ static void test_live_socket_refused(void **state)
 	assert_int_equal(lstat(path, &before), 0);
 	{
 		_cleanup_(rpc_server_freep) rpc_server *srv = server_new_cfg(1, 0, 0);
+		(void)srv; /* held for its cleanup */
 
 		assert_int_equal(rpc_server_listen_unix(srv, path, &err), SIGIL_E_EXISTS);
 		assert_non_null(strstr(err.msg, "another process is serving"));
@@ -489,7 +497,9 @@ static void test_live_socket_refused(void **state)
 	{
 		const char *p2 = tpath("csi2.sock");
 		_cleanup_(rpc_server_freep) rpc_server *a = unix_server(p2, 1, 0, 0);
+		(void)a; /* held for its cleanup */
 		_cleanup_(rpc_server_freep) rpc_server *b = server_new_cfg(1, 0, 0);
+		(void)b; /* held for its cleanup */
 		_cleanup_(rpc_client_freep) rpc_client *c = unix_client(p2);
 		rpc_status st;
 
@@ -504,6 +514,7 @@ static void test_non_socket_refused(void **state)
 	const char *path = tpath("not-a-socket");
 	const char *lnk = tpath("link.sock");
 	_cleanup_(rpc_server_freep) rpc_server *srv = server_new_cfg(1, 0, 0);
+	(void)srv; /* held for its cleanup */
 	sigil_err err = {0};
 	struct stat st;
 	int fd = open(path, O_CREAT | O_WRONLY, 0644);
@@ -672,6 +683,7 @@ static void test_workers_run_concurrently(void **state)
 	const char *path = tpath("csi.sock");
 	_cleanup_(rpc_server_freep) rpc_server *srv =
 	    unix_server_ex(path, (rpc_server_config){.workers = 2, .handler_threads = 4});
+	(void)srv; /* held for its cleanup */
 	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 	struct bg_call calls[8];
 	pthread_t th[8];
@@ -700,6 +712,7 @@ static void test_slow_handler_does_not_block_others(void **state)
 	 * the slow one even though both were matched on the same queue. */
 	_cleanup_(rpc_server_freep) rpc_server *srv =
 	    unix_server_ex(path, (rpc_server_config){.workers = 1, .handler_threads = 2});
+	(void)srv; /* held for its cleanup */
 	_cleanup_(rpc_client_freep) rpc_client *c = unix_client(path);
 	struct bg_call slow = {.c = c, .method = "/sigil.test.Echo/Slow", .req = "s"};
 	pthread_t th;
@@ -969,6 +982,7 @@ static void test_tls_listener(void **state)
 	tls = (rpc_tls_server_config){.cert_chain_pem = crt, .key_pem = key};
 
 	_cleanup_(rpc_server_freep) rpc_server *srv = server_new_cfg(2, 0, 0);
+	(void)srv; /* held for its cleanup */
 	if (rpc_server_listen_tcp(srv, "127.0.0.1:0", &tls, &port, &err) != 0)
 		fail_msg("listen: %s", err.msg);
 	assert_true(port > 0);
@@ -1034,6 +1048,7 @@ static void test_mtls_listener(void **state)
 	tls = (rpc_tls_server_config){.cert_chain_pem = crt, .key_pem = key, .client_ca_pem = ca};
 
 	_cleanup_(rpc_server_freep) rpc_server *srv = server_new_cfg(1, 0, 0);
+	(void)srv; /* held for its cleanup */
 	if (rpc_server_listen_tcp(srv, "127.0.0.1:0", &tls, &port, &err) != 0)
 		fail_msg("listen: %s", err.msg);
 	assert_int_equal(rpc_server_start(srv, &err), 0);
@@ -1075,6 +1090,7 @@ static void test_tls_bad_material_refused(void **state)
 	key = read_pem("server.key");
 	okey = read_pem("other.key");
 	_cleanup_(rpc_server_freep) rpc_server *srv = server_new_cfg(1, 0, 0);
+	(void)srv; /* held for its cleanup */
 
 	tls = (rpc_tls_server_config){.cert_chain_pem = crt, .key_pem = NULL};
 	assert_int_equal(rpc_server_listen_tcp(srv, "127.0.0.1:0", &tls, &port, &err),
@@ -1094,7 +1110,9 @@ static void test_tls_bad_material_refused(void **state)
 static void test_tcp_port_not_shared(void **state)
 {
 	_cleanup_(rpc_server_freep) rpc_server *a = server_new_cfg(1, 0, 0);
+	(void)a; /* held for its cleanup */
 	_cleanup_(rpc_server_freep) rpc_server *b = server_new_cfg(1, 0, 0);
+	(void)b; /* held for its cleanup */
 	sigil_err err = {0};
 	char addr[64];
 	int port = 0;
