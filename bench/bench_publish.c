@@ -29,8 +29,9 @@
  * process (ca_key_generate) with no daemon running, for the warm-pool
  * ratio.
  *
- * usage: bench_publish [--quick] [--privileged] [--only LIST] [SIGIL_CSI]
+ * usage: bench_publish [--quick] [--privileged] [--workers N] [--only LIST] [SIGIL_CSI]
  *   --quick       publish counts / 4 (smoke run)
+ *   --workers N   passed to sigil-csi (threads running CSI calls)
  *   --privileged  run sigil-csi with --privileged: a tmpfs at every target,
  *                 as on a real node (needs root); leftovers are unmounted
  *   --only LIST   comma list of keygen,rss,pem-ec,p12-ec,rsa-warm,rsa-cold
@@ -49,8 +50,10 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +68,7 @@
 #include "util/clock.h"
 #include "util/fs.h"
 #include "util/mem.h"
+#include "util/parse.h"
 
 /* Publishes per run (one scenario at one concurrency).  Chosen so that the
  * whole benchmark stays under ~3 minutes on 2 cores; --quick divides them
@@ -129,6 +133,7 @@ static const struct {
 typedef struct bp_opts {
 	int scale;       /* counts are divided by this */
 	bool privileged; /* sigil-csi --privileged: tmpfs per target */
+	const char *workers; /* sigil-csi --workers, NULL: its default */
 	unsigned steps;  /* BP_STEP_* */
 } bp_opts;
 
@@ -365,7 +370,7 @@ typedef struct bp_server {
 	pid_t pid;
 	/* A new socket path per daemon: gRPC shares subchannels per address
 	 * process-wide, so a new client to the old path would inherit the
-	 * reconnect backoff (1 s, 1.6 s, ...) left by the stopped daemon. */
+	 * reconnect backoff left by the stopped daemon. */
 	char sock[128];
 	char endpoint[160];
 	rpc_client *client; /* shared by all threads of a "shared" run */
@@ -511,6 +516,23 @@ static int bp_client_new(const bp_server *srv, rpc_client **ret, char *why, size
 	return 0;
 }
 
+/* True once something accepts connections on the unix socket at path. */
+static bool socket_accepts(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return false;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	return r == 0;
+}
+
 /* Reaps the daemon within timeout_ms; false if it still runs. */
 static bool server_reap(bp_server *srv, int64_t timeout_ms, int *status)
 {
@@ -555,7 +577,7 @@ static int server_stop(bp_server *srv)
 
 /* Starts sigil-csi (pool_arg: a --key-pool value, or NULL for the default)
  * and waits until its socket answers Probe with ready. */
-static int server_start(const bp_env *env, const char *pool_arg, bool privileged,
+static int server_start(const bp_env *env, const char *pool_arg, const bp_opts *o,
 			bp_server *srv)
 {
 	static unsigned n_started;
@@ -564,7 +586,6 @@ static int server_start(const bp_env *env, const char *pool_arg, bool privileged
 	int64_t t0 = sigil_mono_ns(), deadline = sigil_mono_ms() + BP_READY_TIMEOUT_MS;
 	pid_t parent = getpid();
 	char why[SIGIL_ERR_MSG_MAX] = "";
-	struct stat st;
 	bool ready = false;
 
 	memset(srv, 0, sizeof(*srv));
@@ -581,8 +602,12 @@ static int server_start(const bp_env *env, const char *pool_arg, bool privileged
 		argv[argc++] = (char *)"--key-pool";
 		argv[argc++] = (char *)pool_arg;
 	}
-	if (privileged)
+	if (o->privileged)
 		argv[argc++] = (char *)"--privileged";
+	if (o->workers) {
+		argv[argc++] = (char *)"--workers";
+		argv[argc++] = (char *)o->workers;
+	}
 	argv[argc] = NULL;
 	unlink(srv->sock);
 	fflush(NULL);
@@ -609,9 +634,10 @@ static int server_start(const bp_env *env, const char *pool_arg, bool privileged
 		execv(env->csi_path, argv);
 		_exit(127);
 	}
-	/* The socket first: a gRPC channel created before it exists would back
-	 * off for a second or more before trying again. */
-	while (!(stat(srv->sock, &st) == 0 && S_ISSOCK(st.st_mode))) {
+	/* A listening socket first: a gRPC channel that connects before the
+	 * daemon listens (the socket file exists from bind() on) backs off
+	 * before it tries again. */
+	while (!socket_accepts(srv->sock)) {
 		if (waitpid(srv->pid, &status, WNOHANG) == srv->pid) {
 			srv->pid = 0;
 			fprintf(stderr, "bench_publish: sigil-csi exited (status 0x%x) before listening\n",
@@ -1007,14 +1033,14 @@ static void print_results(const bp_results *res, const bp_opts *o)
 	printf("closed loop: each client thread publishes its next distinct volume as soon as the\n"
 	       "previous one returns; latency = one rpc_client_call in this process; vol/s =\n"
 	       "successful publishes / wall time of the run.  Every run's volumes are then\n"
-	       "unpublished by the same threads (unpub p50).  sigil-csi defaults: 2 gRPC workers,\n"
-	       "4 handler threads, embedded CA (ecdsa-p256 CA key).  State dir and targets in /tmp;\n"
+	       "unpublished by the same threads (unpub p50).  sigil-csi: embedded CA (ecdsa-p256\n"
+	       "CA key), --workers %s.  State dir and targets in /tmp;\n"
 	       "%s.\n"
 	       "p99 is nearest-rank: for n <= 100 it is the largest sample.  srvCPU / cliCPU:\n"
 	       "CPU ms per publish of sigil-csi (all threads, incl. a pool refill) and of this\n"
 	       "client process, during the publish phase; pooled: publishes whose key came\n"
 	       "from the pool, counted from sigil-csi's log.\n\n",
-	       o->privileged ? "--privileged: a tmpfs is mounted at every target"
+	       o->workers ? o->workers : "default", o->privileged ? "--privileged: a tmpfs is mounted at every target"
 			     : "targets are plain directories (not --privileged, no tmpfs)");
 	if (res->n_rows) {
 		printf("%-27s %-10s %4s %5s %8s %8s %8s %7s %9s %6s %6s %6s %s\n", "scenario", "client",
@@ -1205,7 +1231,7 @@ static int bench_all(const bp_env *env, bp_server *srv, bp_results *res, const b
 	/* Daemon 1, as deployed (default pool rsa-2048=8): memory, then the
 	 * ecdsa scenarios, which never touch the RSA pool. */
 	if (o->steps & (BP_STEP_RSS | BP_STEP_PEM_EC | BP_STEP_P12_EC)) {
-		if (server_start(env, NULL, o->privileged, srv) < 0)
+		if (server_start(env, NULL, o, srv) < 0)
 			return -1;
 		res->ran[0] = true;
 		res->ready_ms[0] = srv->ready_ms;
@@ -1233,7 +1259,7 @@ static int bench_all(const bp_env *env, bp_server *srv, bp_results *res, const b
 	if (o->steps & BP_STEP_RSA_WARM) {
 		res->pool_depth = n_warm;
 		snprintf(pool_arg, sizeof(pool_arg), "rsa-2048=%zu", n_warm);
-		if (server_start(env, pool_arg, o->privileged, srv) < 0)
+		if (server_start(env, pool_arg, o, srv) < 0)
 			return -1;
 		res->ran[1] = true;
 		res->ready_ms[1] = srv->ready_ms;
@@ -1256,7 +1282,7 @@ static int bench_all(const bp_env *env, bp_server *srv, bp_results *res, const b
 
 	/* Daemon 3: no pool, every RSA key generated inline. */
 	if (o->steps & BP_STEP_RSA_COLD) {
-		if (server_start(env, "rsa-2048=0", o->privileged, srv) < 0)
+		if (server_start(env, "rsa-2048=0", o, srv) < 0)
 			return -1;
 		res->ran[2] = true;
 		res->ready_ms[2] = srv->ready_ms;
@@ -1362,9 +1388,11 @@ static int parse_steps(const char *list, unsigned *ret)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bench_publish [--quick] [--privileged] [--only LIST] [PATH/TO/sigil-csi]\n"
+	fprintf(f, "usage: bench_publish [--quick] [--privileged] [--workers N] [--only LIST] "
+		   "[PATH/TO/sigil-csi]\n"
 		   "  default sigil-csi: the one next to bench_publish\n"
 		   "  --quick       publish counts / 4\n"
+		   "  --workers N   sigil-csi --workers N (1..32; default: sigil-csi's)\n"
 		   "  --privileged  sigil-csi --privileged (tmpfs per target; needs root)\n"
 		   "  --only LIST   comma list of keygen,rss,pem-ec,p12-ec,rsa-warm,rsa-cold\n");
 }
@@ -1388,6 +1416,13 @@ int main(int argc, char **argv)
 			o.scale = 4;
 		} else if (!strcmp(argv[i], "--privileged")) {
 			o.privileged = true;
+		} else if (!strcmp(argv[i], "--workers") && i + 1 < argc) {
+			int64_t w;
+			if (sigil_parse_int64(argv[++i], 1, BP_MAX_THREADS, &w) < 0) {
+				usage(stderr);
+				return 2;
+			}
+			o.workers = argv[i];
 		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
 			if (parse_steps(argv[++i], &o.steps) < 0) {
 				usage(stderr);

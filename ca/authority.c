@@ -288,6 +288,15 @@ static int sign_ctx_new(EVP_PKEY *key, EVP_MD_CTX **ret, sigil_err *err)
 	return 0;
 }
 
+int ca_authority_prepare(ca_authority *ca, sigil_err *err)
+{
+	if (!ca || !ca->cert || !ca->key)
+		return sigil_err_set(err, SIGIL_E_INVALID, "no CA certificate and key to prepare");
+	if (ca->sign_ctx)
+		return 0;
+	return sign_ctx_new(ca->key, &ca->sign_ctx, err);
+}
+
 int ca_authority_sign_cert(const ca_authority *ca, X509 *x, sigil_err *err)
 {
 	_cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = NULL;

@@ -61,6 +61,9 @@ int ca_authority_from_pem(const char *cert_pem, size_t cert_len, const char *key
 			  const char *passphrase, const char *chain_pem, size_t chain_len, time_t now,
 			  ca_authority **ret, sigil_err *err) SIGIL_WUR;
 void ca_authority_free(ca_authority *ca);
+/* Sets up what create/import derive from cert and key (sign_ctx) in an
+ * authority assembled by hand; a no-op when already done. */
+int ca_authority_prepare(ca_authority *ca, sigil_err *err) SIGIL_WUR;
 
 time_t ca_authority_not_after(const ca_authority *ca);
 time_t ca_authority_not_before(const ca_authority *ca);

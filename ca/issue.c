@@ -160,6 +160,7 @@ typedef struct rsa_pub_der {
 	ASN1_INTEGER *e;
 } rsa_pub_der;
 
+/* clang-format off */
 ASN1_SEQUENCE(csr_spki) = {
 	ASN1_SIMPLE(csr_spki, algor, X509_ALGOR),
 	ASN1_SIMPLE(csr_spki, public_key, ASN1_BIT_STRING),
@@ -184,6 +185,7 @@ ASN1_SEQUENCE(rsa_pub_der) = {
 	ASN1_SIMPLE(rsa_pub_der, n, ASN1_INTEGER),
 	ASN1_SIMPLE(rsa_pub_der, e, ASN1_INTEGER),
 } static_ASN1_SEQUENCE_END(rsa_pub_der)
+/* clang-format on */
 
 static void csr_asn1_free(csr_asn1 *c)
 {
@@ -221,7 +223,6 @@ typedef struct leaf_key {
  *   encoder and decoder (~300 us) to end up in the certificate's cache. */
 typedef struct ec_curve {
 	sigil_keyalg alg;
-	int nid;
 	const char *group;
 	size_t field_len; /* bytes of one coordinate */
 	EVP_PKEY *params;
@@ -232,8 +233,8 @@ typedef struct ec_curve {
 #define CA_MAX_EC_POINT (1 + 2 * 48)
 
 static ec_curve ec_curves[] = {
-	{ SIGIL_KEY_ECDSA_P256, NID_X9_62_prime256v1, "prime256v1", 32, NULL, NULL },
-	{ SIGIL_KEY_ECDSA_P384, NID_secp384r1, "secp384r1", 48, NULL, NULL },
+	{ SIGIL_KEY_ECDSA_P256, "prime256v1", 32, NULL, NULL },
+	{ SIGIL_KEY_ECDSA_P384, "secp384r1", 48, NULL, NULL },
 };
 static pthread_mutex_t ec_curves_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool ec_curves_ready;
@@ -356,7 +357,7 @@ static int key_from_bits(sigil_keyalg alg, const uint8_t *bits, size_t len, EVP_
 }
 
 /* Puts the key into x so that X509_get0_pubkey(x) works on the result.
- * RSA and EC go through a legacy key and its pub_encode method (~25 us);
+ * RSA and EC go through a legacy key and its pub_encode method (~15 us);
  * X509_set_pubkey with a provider key runs the 3.0 encoder and then the
  * decoder (~300 us), which Ed25519 keys still need: OpenSSL 3.0 has no
  * public way to make a legacy Ed25519 key. */
@@ -397,8 +398,8 @@ static int cert_set_key(X509 *x, const leaf_key *k, sigil_err *err)
 	return 0;
 }
 
-/* RSAPublicKey DER of an RSA key (a provider key has no cheaper way out
- * than the 3.0 encoder). */
+/* RSAPublicKey DER of an RSA key, from its two numbers: i2d_PublicKey
+ * would run the 3.0 encoder on a provider key. */
 static int rsa_pub_der_of(EVP_PKEY *pkey, unsigned char **ret, size_t *ret_len, sigil_err *err)
 {
 	_cleanup_(rsa_pub_der_freep) rsa_pub_der *rp = NULL;

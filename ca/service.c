@@ -556,3 +556,56 @@ int ca_service_status(ca_service *svc, size_t index, ca_class_status *ret, sigil
 	pthread_rwlock_unlock(&c->lock);
 	return 0;
 }
+
+const char *ca_service_cluster_domain(const ca_service *svc)
+{
+	return svc->cluster_domain;
+}
+
+/* Kubernetes object names and namespaces: lower-case DNS labels and dots. */
+static bool object_name_ok(const char *s, size_t len, size_t max)
+{
+	if (len == 0 || len > max || s[0] == '.')
+		return false; /* also ".", ".." */
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
+		      s[i] == '.'))
+			return false;
+	return true;
+}
+
+int ca_service_secret_file(const ca_service *svc, const char *ref, const char *key, char **ret,
+			   sigil_err *err)
+{
+	ca_object_ref o;
+	const char *slash;
+	size_t nl, ml;
+	char *p;
+
+	if (!ref || !*ref)
+		return sigil_err_set(err, SIGIL_E_INVALID, "empty Secret reference");
+	if (ref[0] == '/') {
+		if (strlen(ref) >= CA_CLASS_MAX_PATH)
+			return sigil_err_set(err, SIGIL_E_INVALID, "path longer than %d bytes",
+					     CA_CLASS_MAX_PATH - 1);
+		if (!(p = strdup(ref)))
+			return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+		*ret = p;
+		return 0;
+	}
+	slash = strchr(ref, '/');
+	nl = slash ? (size_t)(slash - ref) : 0;
+	ml = slash ? strlen(slash + 1) : 0;
+	if (!slash || !object_name_ok(ref, nl, sizeof(o.namespace_) - 1) ||
+	    !object_name_ok(slash + 1, ml, sizeof(o.name) - 1) || !key ||
+	    !sigil_fs_rel_path_ok(key))
+		return sigil_err_set(err, SIGIL_E_INVALID,
+				     "'%.80s' is neither an absolute path nor <namespace>/<name>", ref);
+	memset(&o, 0, sizeof(o));
+	memcpy(o.namespace_, ref, nl);
+	memcpy(o.name, slash + 1, ml);
+	if (!(p = secret_path(svc, &o, key, err)))
+		return err ? err->code : SIGIL_E_INVALID;
+	*ret = p;
+	return 0;
+}

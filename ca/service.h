@@ -161,3 +161,13 @@ size_t ca_service_class_count(ca_service *svc);
 /* Status of the index-th class (0 <= index < count). */
 int ca_service_status(ca_service *svc, size_t index, ca_class_status *ret, sigil_err *err) SIGIL_WUR;
 const char *ca_backend_name(ca_backend_kind k);
+
+/* The DNS domain names are made in (cluster.local unless configured). */
+const char *ca_service_cluster_domain(const ca_service *svc);
+/* The file holding key `key` of a Secret given as a class field stores it:
+ * an absolute path is the file itself (standalone), "<namespace>/<name>" is
+ * SECRETS_DIR/<namespace>/<name>/<key> (a mounted Secret).  *ret is
+ * malloc'ed.  SIGIL_E_INVALID for a malformed reference, SIGIL_E_PRECOND
+ * when a reference needs a secrets directory and none is configured. */
+int ca_service_secret_file(const ca_service *svc, const char *ref, const char *key, char **ret,
+			   sigil_err *err) SIGIL_WUR;

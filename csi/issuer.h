@@ -3,10 +3,35 @@
  * publish pipeline only sees this interface. */
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "ca/service.h"
 
 typedef struct csi_issuer csi_issuer;
+
+/* A Kerberos volume: the CA turns the scopes and service names into
+ * principals "{service}/{name}@{REALM}" (the node never names one). */
+typedef struct csi_keytab_request {
+	const char *class_name;
+	const ca_identity *identity;      /* node name, pod namespace and name */
+	const ca_scope *scopes;
+	size_t n_scopes;
+	const char *const *service_names; /* at least one */
+	size_t n_service_names;
+	bool public_only;                 /* krb5.conf only, no principal */
+} csi_keytab_request;
+
+typedef struct csi_keytab_result {
+	uint8_t *keytab;                  /* secret; NULL when public_only */
+	size_t keytab_len;
+	char *krb5_conf;                  /* NUL-terminated */
+	size_t krb5_conf_len;
+	size_t n_principals;
+} csi_keytab_result;
+
+/* Wipes the keytab; accepts NULL. */
+void csi_keytab_result_free(csi_keytab_result *r);
 
 typedef struct csi_issuer_ops {
 	int (*issue)(csi_issuer *is, const ca_issue_request *req, ca_issue_result *ret,
@@ -17,6 +42,10 @@ typedef struct csi_issuer_ops {
 			  sigil_err *err);
 	bool (*ready)(csi_issuer *is);
 	void (*free)(csi_issuer *is);
+	/* Kerberos volumes (kerberosKeytab classes); only a sigil-ca holds
+	 * admin credentials, so the embedded CA refuses them. */
+	int (*provision_keytab)(csi_issuer *is, const csi_keytab_request *req,
+				csi_keytab_result *ret, sigil_err *err);
 } csi_issuer_ops;
 
 struct csi_issuer {
@@ -56,6 +85,11 @@ static inline int csi_issuer_class(csi_issuer *is, const char *c, ca_class_confi
 				   sigil_err *err)
 {
 	return is->ops->class_info(is, c, ret, err);
+}
+static inline int csi_issuer_provision_keytab(csi_issuer *is, const csi_keytab_request *req,
+					      csi_keytab_result *ret, sigil_err *err)
+{
+	return is->ops->provision_keytab(is, req, ret, err);
 }
 static inline bool csi_issuer_ready(csi_issuer *is)
 {

@@ -1,6 +1,7 @@
 /* The embedded CA: sigil-csi started with only --endpoint, --node-id and
  * --state-dir signs with a CA kept under its state dir (DESIGN.md). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "csi/issuer.h"
 #include "util/fs.h"
@@ -34,6 +35,16 @@ static bool local_ready(csi_issuer *is)
 	return ca_service_ready(((local_issuer *)is)->svc);
 }
 
+static int local_keytab(csi_issuer *is, const csi_keytab_request *req, csi_keytab_result *ret,
+			sigil_err *err)
+{
+	/* DESIGN.md: sigil-ca holds the Kerberos admin credentials; a node
+	 * never does, so the embedded CA has nothing to ask kadmind with. */
+	return sigil_err_set(err, SIGIL_E_PRECOND,
+			     "SecretClass '%s': kerberos classes need a sigil-ca (--ca-endpoint)",
+			     req->class_name ? req->class_name : "");
+}
+
 static void local_free(csi_issuer *is)
 {
 	local_issuer *l = (local_issuer *)is;
@@ -49,6 +60,7 @@ static const csi_issuer_ops local_ops = {
 	.class_info = local_class,
 	.ready = local_ready,
 	.free = local_free,
+	.provision_keytab = local_keytab,
 };
 
 int csi_issuer_local_new(const char *state_dir, const ca_class_config *classes, size_t n_classes,
@@ -86,4 +98,13 @@ void csi_issuer_free(csi_issuer *is)
 {
 	if (is)
 		is->ops->free(is);
+}
+
+void csi_keytab_result_free(csi_keytab_result *r)
+{
+	if (!r)
+		return;
+	sigil_freezero(r->keytab, r->keytab_len);
+	free(r->krb5_conf);
+	memset(r, 0, sizeof(*r));
 }

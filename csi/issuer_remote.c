@@ -10,7 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "csi/issuer.h"
+#include "kerberos/keytab.h"
+#include "kerberos/krb5conf.h"
 #include "proto/issuer.pb-c.h"
 #include "rpc/client.h"
 #include "util/fs.h"
@@ -20,6 +24,7 @@
 #define REMOTE_MAX_TOKEN 8192
 #define REMOTE_CLASS_CACHE_SECS 30
 #define REMOTE_CLASS_CACHE_SIZE 16
+#define CSI_REMOTE_MAX_SCOPES 16
 
 typedef struct class_cache_entry {
 	char name[CA_STORE_MAX_CLASS_LEN + 1];
@@ -151,32 +156,39 @@ static int certs_from_der(ProtobufCBinaryData *list, size_t n, size_t skip, STAC
 	return 0;
 }
 
+static int scope_to_proto(const ca_scope *in, Sigil__V1__Scope *out, sigil_err *err)
+{
+	switch (in->kind) {
+	case CA_SCOPE_NODE: out->kind = SIGIL__V1__SCOPE__KIND__NODE; break;
+	case CA_SCOPE_POD: out->kind = SIGIL__V1__SCOPE__KIND__POD; break;
+	case CA_SCOPE_SERVICE: out->kind = SIGIL__V1__SCOPE__KIND__SERVICE; break;
+	case CA_SCOPE_LISTENER_VOLUME: out->kind = SIGIL__V1__SCOPE__KIND__LISTENER_VOLUME; break;
+	default: return sigil_err_set(err, SIGIL_E_INVALID, "unknown scope");
+	}
+	if (in->name)
+		out->name = in->name;
+	return 0;
+}
+
 static int remote_issue(csi_issuer *is, const ca_issue_request *req, ca_issue_result *ret,
 			sigil_err *err)
 {
 	remote_issuer *ri = (remote_issuer *)is;
 	Sigil__V1__IssueRequest in = SIGIL__V1__ISSUE_REQUEST__INIT;
 	Sigil__V1__PodIdentity pod = SIGIL__V1__POD_IDENTITY__INIT;
-	Sigil__V1__Scope scopes[16], *sp[16];
+	Sigil__V1__Scope scopes[CSI_REMOTE_MAX_SCOPES], *sp[CSI_REMOTE_MAX_SCOPES];
 	Sigil__V1__IssueResponse *out = NULL;
 	ca_issue_result res = {0};
 	uint8_t *resp = NULL;
 	size_t rl = 0;
 	int r;
 
-	if (req->n_scopes > 16)
+	if (req->n_scopes > CSI_REMOTE_MAX_SCOPES)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "too many scopes");
 	for (size_t i = 0; i < req->n_scopes; i++) {
 		Sigil__V1__Scope s = SIGIL__V1__SCOPE__INIT;
-		switch (req->scopes[i].kind) {
-		case CA_SCOPE_NODE: s.kind = SIGIL__V1__SCOPE__KIND__NODE; break;
-		case CA_SCOPE_POD: s.kind = SIGIL__V1__SCOPE__KIND__POD; break;
-		case CA_SCOPE_SERVICE: s.kind = SIGIL__V1__SCOPE__KIND__SERVICE; break;
-		case CA_SCOPE_LISTENER_VOLUME: s.kind = SIGIL__V1__SCOPE__KIND__LISTENER_VOLUME; break;
-		default: return sigil_err_set(err, SIGIL_E_INVALID, "unknown scope");
-		}
-		if (req->scopes[i].name)
-			s.name = req->scopes[i].name;
+		if ((r = scope_to_proto(&req->scopes[i], &s, err)) < 0)
+			return r;
 		scopes[i] = s;
 		sp[i] = &scopes[i];
 	}
@@ -305,6 +317,92 @@ static int remote_class(csi_issuer *is, const char *class_name, ca_class_config 
 	return 0;
 }
 
+static int remote_keytab(csi_issuer *is, const csi_keytab_request *req, csi_keytab_result *ret,
+			 sigil_err *err)
+{
+	remote_issuer *ri = (remote_issuer *)is;
+	Sigil__V1__ProvisionKeytabRequest in = SIGIL__V1__PROVISION_KEYTAB_REQUEST__INIT;
+	Sigil__V1__PodIdentity pod = SIGIL__V1__POD_IDENTITY__INIT;
+	Sigil__V1__Scope scopes[CSI_REMOTE_MAX_SCOPES], *sp[CSI_REMOTE_MAX_SCOPES];
+	Sigil__V1__ProvisionKeytabResponse *out = NULL;
+	_cleanup_(kerberos_keytab_freep) kerberos_keytab *kt = NULL;
+	csi_keytab_result res = {0};
+	uint8_t *resp = NULL;
+	size_t rl = 0;
+	int r;
+
+	if (req->n_scopes > CSI_REMOTE_MAX_SCOPES)
+		return sigil_err_set(err, SIGIL_E_LIMIT, "too many scopes");
+	for (size_t i = 0; i < req->n_scopes; i++) {
+		Sigil__V1__Scope sc = SIGIL__V1__SCOPE__INIT;
+
+		if ((r = scope_to_proto(&req->scopes[i], &sc, err)) < 0)
+			return r;
+		scopes[i] = sc;
+		sp[i] = &scopes[i];
+	}
+	if (req->identity->pod_namespace)
+		pod.namespace_ = (char *)req->identity->pod_namespace;
+	if (req->identity->pod_name)
+		pod.name = (char *)req->identity->pod_name;
+	in.class_name = (char *)req->class_name;
+	in.pod = &pod;
+	in.n_scopes = req->n_scopes;
+	in.scopes = sp;
+	in.n_service_names = req->n_service_names;
+	in.service_names = (char **)req->service_names;
+	in.public_only = req->public_only;
+	r = remote_call(ri, "/sigil.v1.Issuer/ProvisionKeytab", &in.base, &resp, &rl, err);
+	if (r < 0)
+		return r;
+	out = sigil__v1__provision_keytab_response__unpack(NULL, rl, resp);
+	sigil_freezero(resp, rl);
+	if (!out)
+		return sigil_err_set(err, SIGIL_E_UNAVAIL, "the CA sent a malformed ProvisionKeytabResponse");
+	/* Check what goes into the pod: a keytab that parses and holds a key
+	 * (none for public parts) and a krb5.conf of sane size. */
+	if (req->public_only != (out->keytab.len == 0)) {
+		r = sigil_err_set(err, SIGIL_E_UNAVAIL, "the CA sent %s keytab",
+				  req->public_only ? "a" : "no");
+		goto out;
+	}
+	if (!*out->krb5_conf || strlen(out->krb5_conf) > KERBEROS_KRB5CONF_MAX_SIZE) {
+		r = sigil_err_set(err, SIGIL_E_UNAVAIL, "the CA sent an empty or oversized krb5.conf");
+		goto out;
+	}
+	if (out->keytab.len) {
+		if ((r = kerberos_keytab_parse(out->keytab.data, out->keytab.len, &kt, err)) < 0 ||
+		    kt->n == 0) {
+			if (r == 0)
+				sigil_err_set(err, SIGIL_E_UNAVAIL, "keytab without keys");
+			sigil_err_prefix(err, "the CA sent a bad keytab: ");
+			r = SIGIL_E_UNAVAIL;
+			goto out;
+		}
+		if (!(res.keytab = malloc(out->keytab.len))) {
+			r = sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+			goto out;
+		}
+		memcpy(res.keytab, out->keytab.data, out->keytab.len);
+		res.keytab_len = out->keytab.len;
+	}
+	res.krb5_conf_len = strlen(out->krb5_conf);
+	if (!(res.krb5_conf = strdup(out->krb5_conf))) {
+		r = sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+		goto out;
+	}
+	res.n_principals = out->n_principals;
+out:
+	OPENSSL_cleanse(out->keytab.data, out->keytab.len);
+	sigil__v1__provision_keytab_response__free_unpacked(out, NULL);
+	if (r < 0) {
+		csi_keytab_result_free(&res);
+		return r;
+	}
+	*ret = res;
+	return 0;
+}
+
 static bool remote_ready(csi_issuer *is)
 {
 	remote_issuer *ri = (remote_issuer *)is;
@@ -343,6 +441,7 @@ static const csi_issuer_ops remote_ops = {
 	.class_info = remote_class,
 	.ready = remote_ready,
 	.free = remote_free,
+	.provision_keytab = remote_keytab,
 };
 
 int csi_issuer_remote_new(const csi_remote_config *cfg, csi_issuer **ret, sigil_err *err)

@@ -252,6 +252,87 @@ out:
 	return r;
 }
 
+/* Stackable's service name when a volume names none. */
+#define CSI_DEFAULT_KRB_SERVICE "HTTP"
+
+/* Mints the files of a Kerberos volume: "keytab" and "krb5.conf" (only
+ * krb5.conf for provision-parts=public).  The CA decides the principals
+ * and makes sure they exist; the keys never change after creation, so a
+ * keytab has no expiry to watch (not_after stays 0). */
+static int mint_kerberos(csi_node *n, const csi_attrs *a, ks_fileset *out, sigil_err *err)
+{
+	static const char *const default_service[] = {CSI_DEFAULT_KRB_SERVICE};
+	csi_keytab_result res = {0};
+	ca_class_config *cls;
+	ks_fileset fs = {0};
+	uint8_t *conf;
+	int r;
+
+	if (!(cls = malloc(sizeof(*cls))))
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	r = csi_issuer_class(n->cfg.issuer, a->class_name, cls, err);
+	if (r == 0 && cls->backend != CA_BACKEND_KERBEROS)
+		r = sigil_err_set(err, SIGIL_E_INVALID,
+				  "SecretClass '%s' is %s; format kerberos needs a kerberosKeytab "
+				  "class", a->class_name, ca_backend_name(cls->backend));
+	free(cls);
+	if (r < 0)
+		return r;
+	ca_identity id = {
+		.node_name = n->node_id,
+		.pod_namespace = a->pod_namespace,
+		.pod_name = a->pod_name,
+	};
+	csi_keytab_request req = {
+		.class_name = a->class_name,
+		.identity = &id,
+		.scopes = a->scopes,
+		.n_scopes = a->n_scopes,
+		.service_names = a->n_service_names ? (const char *const *)a->service_names
+						    : default_service,
+		.n_service_names = a->n_service_names ? a->n_service_names : 1,
+		.public_only = a->public_only,
+	};
+	r = csi_issuer_provision_keytab(n->cfg.issuer, &req, &res, err);
+	if (r < 0)
+		return r;
+	if (res.keytab) {
+		r = ks_fileset_add(&fs, "keytab", res.keytab, res.keytab_len, true, err);
+		res.keytab = NULL; /* owned by fs, even on failure */
+		res.keytab_len = 0;
+	}
+	if (r == 0) {
+		conf = (uint8_t *)res.krb5_conf;
+		res.krb5_conf = NULL;
+		r = ks_fileset_add(&fs, "krb5.conf", conf, res.krb5_conf_len, false, err);
+	}
+	csi_keytab_result_free(&res);
+	if (r < 0) {
+		ks_fileset_free(&fs);
+		return r;
+	}
+	*out = fs;
+	return 0;
+}
+
+/* The backend's native format (DESIGN.md "Volume API"): a keytab for a
+ * kerberosKeytab class, PEM for the TLS backends. */
+static int resolve_format(csi_node *n, csi_attrs *a, sigil_err *err)
+{
+	ca_class_config *cls;
+	int r;
+
+	if (a->format != CSI_FORMAT_DEFAULT)
+		return 0;
+	if (!(cls = malloc(sizeof(*cls))))
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	r = csi_issuer_class(n->cfg.issuer, a->class_name, cls, err);
+	if (r == 0 && cls->backend == CA_BACKEND_KERBEROS)
+		a->format = CSI_FORMAT_KERBEROS;
+	free(cls);
+	return r;
+}
+
 int csi_node_publish(csi_node *n, const csi_publish_request *req, csi_publish_result *ret,
 		     sigil_err *err)
 {
@@ -294,6 +375,9 @@ int csi_node_publish(csi_node *n, const csi_publish_request *req, csi_publish_re
 	r = csi_attrs_parse(req->attrs, req->n_attrs, &a, err);
 	if (r < 0)
 		goto unlock;
+	r = resolve_format(n, &a, err);
+	if (r < 0)
+		goto free_attrs;
 	switch (a.format) {
 	case CSI_FORMAT_DEFAULT:
 	case CSI_FORMAT_TLS_PEM:
@@ -302,8 +386,7 @@ int csi_node_publish(csi_node *n, const csi_publish_request *req, csi_publish_re
 		r = mint_tls(n, &a, &fs, &not_after, &res.key_from_pool, err);
 		break;
 	case CSI_FORMAT_KERBEROS:
-		r = sigil_err_set(err, SIGIL_E_INVALID,
-				  "format kerberos needs a kerberosKeytab SecretClass served by sigil-ca");
+		r = mint_kerberos(n, &a, &fs, err);
 		break;
 	default:
 		r = sigil_err_set(err, SIGIL_E_INTERNAL, "unknown format");

@@ -19,6 +19,7 @@
 
 #include "ca/authority.h"
 #include "ca/key.h"
+#include "kerberos/keytab.h"
 #include "keystore/keystore.h"
 #include "util/fs.h"
 #include "util/mem.h"
@@ -302,6 +303,42 @@ static int inspect_jks(ks_file_info *fi, const uint8_t *data, size_t len, const 
 	return r;
 }
 
+/* Lists every key of a keytab, not the key itself.  More entries than
+ * KS_INSPECT_MAX_ENTRIES are counted in the file's error. */
+static int inspect_keytab(ks_file_info *fi, const uint8_t *data, size_t len)
+{
+	_cleanup_(kerberos_keytab_freep) kerberos_keytab *kt = NULL;
+	sigil_err e = {0};
+	char more[96];
+
+	if (kerberos_keytab_parse(data, len, &kt, &e) < 0) {
+		file_error(fi, e.msg, "");
+		return 0;
+	}
+	for (size_t i = 0; i < kt->n; i++) {
+		const kerberos_keytab_entry *ke = &kt->entries[i];
+		const char *name = kerberos_enctype_name(ke->enctype);
+		ks_entry *en;
+
+		if (fi->n_entries >= KS_INSPECT_MAX_ENTRIES) {
+			snprintf(more, sizeof(more), "%zu more keytab entries are not listed",
+				 kt->n - i);
+			file_error(fi, more, "");
+			break;
+		}
+		if (!(en = entry_add(fi)))
+			return SIGIL_E_NOMEM;
+		en->kind = KS_ENTRY_KEYTAB;
+		if (kerberos_keytab_entry_principal(ke, en->principal, sizeof(en->principal)) < 0)
+			memcpy(en->principal + sizeof(en->principal) - 4, "...", 4);
+		en->kvno = ke->kvno;
+		en->enctype = ke->enctype;
+		snprintf(en->enctype_name, sizeof(en->enctype_name), "%s", name ? name : "");
+		en->timestamp = (time_t)ke->timestamp;
+	}
+	return 0;
+}
+
 static int inspect_file(int dirfd, const char *rel, const char *name, const char *password,
 			ks_file_info *fi, sigil_err *err)
 {
@@ -331,7 +368,9 @@ static int inspect_file(int dirfd, const char *rel, const char *name, const char
 	}
 	if (len >= 2 && data[0] == 0x05 && data[1] == 0x02) {
 		snprintf(fi->format, sizeof(fi->format), "keytab");
-		return 0;
+		int r = inspect_keytab(fi, data, len);
+		sigil_wipe(data, len);
+		return r < 0 ? sigil_err_set(err, r, "out of memory") : 0;
 	}
 	if (len > 0 && data[0] == 0x30) {
 		snprintf(fi->format, sizeof(fi->format), "pkcs12");

@@ -1,6 +1,7 @@
 /* Reading back what a volume holds, for `sigilctl inspect` and the demo:
  * certificates (subject, SANs, issuer, validity, key type), private keys,
- * PKCS#12 and JKS stores (entries, with the store password). */
+ * PKCS#12 and JKS stores (entries, with the store password), Kerberos
+ * keytabs (principal, kvno and enctype of every key; never the key). */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,12 +14,14 @@
 #define KS_INSPECT_MAX_FILES 64
 #define KS_INSPECT_MAX_ENTRIES 128
 #define KS_INSPECT_MAX_SANS 128
+#define KS_INSPECT_MAX_PRINCIPAL 512
 
 typedef enum ks_entry_kind {
 	KS_ENTRY_CERT,         /* a certificate in a PEM file */
 	KS_ENTRY_PRIVATE_KEY,  /* a private key in a PEM file */
 	KS_ENTRY_KEY_PAIR,     /* a key entry with its chain in a store */
 	KS_ENTRY_TRUSTED_CERT, /* a trusted certificate entry in a store */
+	KS_ENTRY_KEYTAB,       /* a key of a principal in a Kerberos keytab */
 } ks_entry_kind;
 
 typedef struct ks_cert_info {
@@ -40,6 +43,14 @@ typedef struct ks_entry {
 	size_t chain_len;     /* key pairs */
 	bool has_cert;
 	ks_cert_info cert;    /* leaf / trusted cert when has_cert */
+	/* keytab entries: the principal as text (escaped as
+	 * kerberos_keytab_entry_principal does, cut with "..." if longer), key
+	 * version, encryption type and its kadmin name ("" if unknown) */
+	char principal[KS_INSPECT_MAX_PRINCIPAL];
+	uint32_t kvno;
+	int32_t enctype;
+	char enctype_name[40];
+	time_t timestamp;
 } ks_entry;
 
 typedef struct ks_file_info {

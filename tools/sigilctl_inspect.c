@@ -16,6 +16,7 @@ static const char *kind_name(ks_entry_kind k)
 	case KS_ENTRY_PRIVATE_KEY: return "private-key";
 	case KS_ENTRY_KEY_PAIR: return "key-entry";
 	case KS_ENTRY_TRUSTED_CERT: return "trusted-certificate";
+	case KS_ENTRY_KEYTAB: return "keytab-entry";
 	default: return "unknown";
 	}
 }
@@ -68,6 +69,14 @@ static void print_text(const char *dir, const ks_inspection *in)
 			const ks_entry *e = &f->entries[j];
 
 			printf("  - %s", kind_name(e->kind));
+			if (e->kind == KS_ENTRY_KEYTAB) {
+				/* The enctype number too: a name alone hides
+				 * an enctype this build does not know. */
+				printf(" %s kvno %u %s (%d)\n", e->principal, (unsigned)e->kvno,
+				       e->enctype_name[0] ? e->enctype_name : "unknown",
+				       (int)e->enctype);
+				continue;
+			}
 			if (e->alias[0])
 				printf(" \"%s\"", e->alias);
 			if (e->kind == KS_ENTRY_PRIVATE_KEY || e->kind == KS_ENTRY_KEY_PAIR)
@@ -116,6 +125,15 @@ static int print_json(const char *dir, const ks_inspection *in)
 			const ks_entry *e = &f->entries[j];
 			json_t *je = json_pack("{s:s}", "kind", kind_name(e->kind));
 
+			if (e->kind == KS_ENTRY_KEYTAB) {
+				json_object_set_new(je, "principal", json_string(e->principal));
+				json_object_set_new(je, "kvno", json_integer((json_int_t)e->kvno));
+				if (e->enctype_name[0])
+					json_object_set_new(je, "enctype", json_string(e->enctype_name));
+				json_object_set_new(je, "enctypeNumber", json_integer(e->enctype));
+				json_object_set_new(je, "timestampUnix",
+						    json_integer((json_int_t)e->timestamp));
+			}
 			if (e->alias[0])
 				json_object_set_new(je, "alias", json_string(e->alias));
 			if (e->key_type[0])

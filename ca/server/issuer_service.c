@@ -1,17 +1,22 @@
 #include "ca/server/issuer_service.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ca/issue.h"
 #include "ca/key.h"
+#include "ca/server/keytab.h"
+#include "kerberos/kadm.h"
 #include "proto/issuer.pb-c.h"
 #include "util/log.h"
 #include "util/mem.h"
 
 #define ISSUER_MAX_SCOPES 16
 #define ISSUER_MAX_NAME 253
+/* Time kept back from the caller's deadline to send an answer. */
+#define ISSUER_ANSWER_MARGIN_MS 500
 
 static int pack(const ProtobufCMessage *msg, uint8_t **resp, size_t *resp_len)
 {
@@ -67,6 +72,54 @@ static bool name_ok(const char *s)
 		      s[i] == '.'))
 			return false;
 	return true;
+}
+
+/* Scopes from a request; service and listener names are checked here. */
+static int scopes_from_proto(Sigil__V1__Scope *const *in, size_t n, ca_scope *out, rpc_status *st)
+{
+	if (n > ISSUER_MAX_SCOPES) {
+		rpc_status_set(st, RPC_INVALID_ARGUMENT, "more than %d scopes", ISSUER_MAX_SCOPES);
+		return SIGIL_E_INVALID;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const Sigil__V1__Scope *sc = in[i];
+
+		switch (sc->kind) {
+		case SIGIL__V1__SCOPE__KIND__NODE: out[i].kind = CA_SCOPE_NODE; break;
+		case SIGIL__V1__SCOPE__KIND__POD: out[i].kind = CA_SCOPE_POD; break;
+		case SIGIL__V1__SCOPE__KIND__SERVICE: out[i].kind = CA_SCOPE_SERVICE; break;
+		case SIGIL__V1__SCOPE__KIND__LISTENER_VOLUME: out[i].kind = CA_SCOPE_LISTENER_VOLUME; break;
+		default:
+			rpc_status_set(st, RPC_INVALID_ARGUMENT, "scope %zu has no kind", i);
+			return SIGIL_E_INVALID;
+		}
+		out[i].name = NULL;
+		if (out[i].kind == CA_SCOPE_SERVICE || out[i].kind == CA_SCOPE_LISTENER_VOLUME) {
+			if (!name_ok(sc->name)) {
+				rpc_status_set(st, RPC_INVALID_ARGUMENT, "scope %zu: '%.64s' is not a valid name",
+					       i, sc->name);
+				return SIGIL_E_INVALID;
+			}
+			out[i].name = sc->name;
+		}
+	}
+	return 0;
+}
+
+/* The pod's namespace and name, NULL when not given. */
+static int pod_from_proto(const Sigil__V1__PodIdentity *pod, const char **ret_ns,
+			  const char **ret_name, rpc_status *st)
+{
+	const char *ns = pod && *pod->namespace_ ? pod->namespace_ : NULL;
+	const char *name = pod && *pod->name ? pod->name : NULL;
+
+	if ((ns && !name_ok(ns)) || (name && !name_ok(name))) {
+		rpc_status_set(st, RPC_INVALID_ARGUMENT, "pod name or namespace is not valid");
+		return SIGIL_E_INVALID;
+	}
+	*ret_ns = ns;
+	*ret_name = name;
+	return 0;
 }
 
 static int fill_der_list(STACK_OF(X509) *certs, X509 *first, ProtobufCBinaryData **ret, size_t *n)
@@ -129,10 +182,6 @@ static int Issue(void *ctx, const rpc_call *call, const uint8_t *req, size_t req
 	if ((r = authorize(&who, in->class_name, st)) < 0)
 		goto out;
 	r = SIGIL_E_INVALID;
-	if (in->n_scopes > ISSUER_MAX_SCOPES) {
-		rpc_status_set(st, RPC_INVALID_ARGUMENT, "more than %d scopes", ISSUER_MAX_SCOPES);
-		goto out;
-	}
 	if (in->csr.len > CA_MAX_CSR_DER) {
 		rpc_status_set(st, RPC_INVALID_ARGUMENT, "CSR larger than %d bytes", CA_MAX_CSR_DER);
 		goto out;
@@ -141,33 +190,11 @@ static int Issue(void *ctx, const rpc_call *call, const uint8_t *req, size_t req
 		rpc_status_set(st, RPC_INVALID_ARGUMENT, "lifetime or jitter out of range");
 		goto out;
 	}
-	for (size_t i = 0; i < in->n_scopes; i++) {
-		Sigil__V1__Scope *sc = in->scopes[i];
-		switch (sc->kind) {
-		case SIGIL__V1__SCOPE__KIND__NODE: scopes[i].kind = CA_SCOPE_NODE; break;
-		case SIGIL__V1__SCOPE__KIND__POD: scopes[i].kind = CA_SCOPE_POD; break;
-		case SIGIL__V1__SCOPE__KIND__SERVICE: scopes[i].kind = CA_SCOPE_SERVICE; break;
-		case SIGIL__V1__SCOPE__KIND__LISTENER_VOLUME: scopes[i].kind = CA_SCOPE_LISTENER_VOLUME; break;
-		default:
-			rpc_status_set(st, RPC_INVALID_ARGUMENT, "scope %zu has no kind", i);
-			goto out;
-		}
-		scopes[i].name = NULL;
-		if (scopes[i].kind == CA_SCOPE_SERVICE || scopes[i].kind == CA_SCOPE_LISTENER_VOLUME) {
-			if (!name_ok(sc->name)) {
-				rpc_status_set(st, RPC_INVALID_ARGUMENT, "scope %zu: '%.64s' is not a valid name",
-					       i, sc->name);
-				goto out;
-			}
-			scopes[i].name = sc->name;
-		}
-	}
-	const char *pod_ns = in->pod && *in->pod->namespace_ ? in->pod->namespace_ : NULL;
-	const char *pod_name = in->pod && *in->pod->name ? in->pod->name : NULL;
-	if ((pod_ns && !name_ok(pod_ns)) || (pod_name && !name_ok(pod_name))) {
-		rpc_status_set(st, RPC_INVALID_ARGUMENT, "pod name or namespace is not valid");
+	if ((r = scopes_from_proto(in->scopes, in->n_scopes, scopes, st)) < 0)
 		goto out;
-	}
+	const char *pod_ns, *pod_name;
+	if ((r = pod_from_proto(in->pod, &pod_ns, &pod_name, st)) < 0)
+		goto out;
 	/* The node name comes from the credential, never from the request.
 	 * Standalone, the pod's identity is the authenticated node's word;
 	 * with a Kubernetes API it is checked against spec.nodeName. */
@@ -408,18 +435,99 @@ static int Rotate(void *ctx, const rpc_call *call, const uint8_t *req, size_t re
 	return r;
 }
 
+/* How long kadmind may take: what is left of the caller's deadline, less
+ * a margin to answer in, and never more than the kadm default. */
+static int64_t kadm_timeout_ms(const rpc_call *call)
+{
+	int64_t left = rpc_call_remaining_ms(call);
+
+	if (left == INT64_MAX || left - ISSUER_ANSWER_MARGIN_MS > KERBEROS_KADM_DEFAULT_TIMEOUT_MS)
+		return KERBEROS_KADM_DEFAULT_TIMEOUT_MS;
+	return left - ISSUER_ANSWER_MARGIN_MS;
+}
+
 static int ProvisionKeytab(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
 			   uint8_t **resp, size_t *resp_len, rpc_status *st)
 {
 	issuer_server *s = ctx;
+	Sigil__V1__ProvisionKeytabRequest *in;
+	Sigil__V1__ProvisionKeytabResponse out = SIGIL__V1__PROVISION_KEYTAB_RESPONSE__INIT;
+	_cleanup_(issuer_keytab_plan_freep) issuer_keytab_plan *plan = NULL;
+	ca_scope scopes[ISSUER_MAX_SCOPES];
+	const char *pod_ns = NULL, *pod_name = NULL;
+	uint8_t *kt = NULL;
+	size_t kt_len = 0;
+	int64_t timeout;
 	ca_caller who;
-	int r = authenticate(s, call, &who, st);
+	sigil_err err = {0};
+	int r;
 
+	r = authenticate(s, call, &who, st);
 	if (r < 0)
 		return r;
-	rpc_status_set(st, RPC_UNIMPLEMENTED,
-		       "Kerberos keytabs are not provisioned by this sigil-ca yet");
-	return SIGIL_E_PRECOND;
+	in = sigil__v1__provision_keytab_request__unpack(NULL, req_len, req);
+	if (!in)
+		return rpc_status_set(st, RPC_INVALID_ARGUMENT, "malformed ProvisionKeytabRequest"),
+		       SIGIL_E_INVALID;
+	r = SIGIL_E_INVALID;
+	if (!*in->class_name) {
+		rpc_status_set(st, RPC_INVALID_ARGUMENT, "class_name is required");
+		goto out;
+	}
+	if ((r = authorize(&who, in->class_name, st)) < 0)
+		goto out;
+	if ((r = scopes_from_proto(in->scopes, in->n_scopes, scopes, st)) < 0 ||
+	    (r = pod_from_proto(in->pod, &pod_ns, &pod_name, st)) < 0)
+		goto out;
+	if (in->n_service_names > ISSUER_KEYTAB_MAX_SERVICE_NAMES) {
+		rpc_status_set(st, RPC_INVALID_ARGUMENT, "more than %d service names",
+			       ISSUER_KEYTAB_MAX_SERVICE_NAMES);
+		r = SIGIL_E_INVALID;
+		goto out;
+	}
+	/* As for certificates: the node name comes from the credential, the
+	 * principals from the CA's reading of the scopes. */
+	ca_identity id = {.node_name = who.node, .pod_namespace = pod_ns, .pod_name = pod_name};
+	issuer_keytab_request kr = {
+		.class_name = in->class_name,
+		.identity = &id,
+		.scopes = scopes,
+		.n_scopes = in->n_scopes,
+		.service_names = (const char *const *)in->service_names,
+		.n_service_names = in->n_service_names,
+		.public_only = in->public_only,
+	};
+	pthread_rwlock_rdlock(&s->lock);
+	r = issuer_keytab_plan_new(s->svc, &kr, &plan, &err);
+	pthread_rwlock_unlock(&s->lock);
+	if (r == 0) {
+		timeout = kadm_timeout_ms(call);
+		if (timeout <= 0)
+			r = sigil_err_set(&err, SIGIL_E_TIMEOUT,
+					  "the caller's deadline leaves no time to ask kadmind");
+		else
+			r = issuer_keytab_run(plan, timeout, &kt, &kt_len, &err);
+	}
+	if (r < 0) {
+		log_warn("ProvisionKeytab %s for node %s pod %s/%s: %s", in->class_name, who.node,
+			 pod_ns ? pod_ns : "-", pod_name ? pod_name : "-", err.msg);
+		rpc_status_from_err(st, r, &err);
+		goto out;
+	}
+	out.keytab.data = kt;
+	out.keytab.len = kt_len;
+	out.krb5_conf = plan->krb5_conf;
+	out.principals = plan->principals;
+	out.n_principals = plan->n_principals;
+	r = pack(&out.base, resp, resp_len);
+	if (r == 0)
+		log_info("provisioned %s keytab for node %s pod %s/%s: %zu principal(s)%s",
+			 in->class_name, who.node, pod_ns ? pod_ns : "-", pod_name ? pod_name : "-",
+			 plan->n_principals, plan->public_only ? " (krb5.conf only)" : "");
+out:
+	sigil_freezero(kt, kt_len);
+	sigil__v1__provision_keytab_request__free_unpacked(in, NULL);
+	return r;
 }
 
 size_t issuer_server_methods(issuer_server *s, rpc_method *m)

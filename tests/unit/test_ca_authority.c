@@ -983,6 +983,35 @@ static void test_sign_with_context(void **state)
 	X509_free(x);
 }
 
+/* An authority assembled by hand gets its signing context on request. */
+static void test_prepare_handmade(void **state)
+{
+	pki *p = *state;
+	sigil_err err = { 0 };
+	ca_authority *hand = calloc(1, sizeof(*hand));
+
+	assert_non_null(hand);
+	assert_int_equal(ca_authority_prepare(hand, &err), SIGIL_E_INVALID);
+	assert_int_equal(ca_authority_prepare(NULL, &err), SIGIL_E_INVALID);
+	X509_up_ref(p->root->cert);
+	EVP_PKEY_up_ref(p->root->key);
+	hand->cert = p->root->cert;
+	hand->key = p->root->key;
+	assert_null(hand->sign_ctx);
+	assert_int_equal(ca_authority_prepare(hand, &err), 0);
+	assert_non_null(hand->sign_ctx);
+	EVP_MD_CTX *first = hand->sign_ctx;
+	assert_int_equal(ca_authority_prepare(hand, &err), 0);
+	assert_ptr_equal(hand->sign_ctx, first);
+	X509 *x = fx_make_cert(&(fx_cert_opts){ .cn = "leaf", .key = p->k1, .issuer = hand->cert,
+					       .issuer_key = hand->key, .bc = FX_BC_LEAF,
+					       .not_before = FX_NOW, .not_after = FX_NOW + DAY });
+	assert_int_equal(ca_authority_sign_cert(hand, x, &err), 0);
+	assert_int_equal(X509_verify(x, X509_get0_pubkey(hand->cert)), 1);
+	X509_free(x);
+	ca_authority_free(hand);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1004,6 +1033,7 @@ int main(void)
 		cmocka_unit_test(test_building_blocks_bad),
 		cmocka_unit_test(test_serial_encoding),
 		cmocka_unit_test(test_sign_with_context),
+		cmocka_unit_test(test_prepare_handmade),
 	};
 	/* One PKI for the group: the import tests only read it. */
 	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
