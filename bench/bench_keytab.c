@@ -57,16 +57,16 @@
 #include "util/mem.h"
 #include "util/parse.h"
 
-#define BK_MAX_CONC 8
-#define BK_MAX_N 2000
-#define BK_DEFAULT_NEW 200
-#define BK_DEFAULT_CLI 60
-#define BK_DEFAULT_BUDGET_S 20
-#define BK_TARGET_BATCH_RATIO 2.0 /* sigil new volumes/s >= 2x batched kadmin */
+#define BK_MAX_CONC               8
+#define BK_MAX_N                  2000
+#define BK_DEFAULT_NEW            200
+#define BK_DEFAULT_CLI            60
+#define BK_DEFAULT_BUDGET_S       20
+#define BK_TARGET_BATCH_RATIO     2.0 /* sigil new volumes/s >= 2x batched kadmin */
 #define BK_TARGET_EXISTING_P50_MS 3.0
-#define BK_KADMIN_TIMEOUT_S "60"
-#define BK_NAME_LEN 256 /* our principal names are short */
-#define BK_ERR_LEN (SIGIL_ERR_MSG_MAX + 512)
+#define BK_KADMIN_TIMEOUT_S       "60"
+#define BK_NAME_LEN               256 /* our principal names are short */
+#define BK_ERR_LEN                (SIGIL_ERR_MSG_MAX + 512)
 
 typedef struct bk_opts {
 	int64_t n_new;
@@ -173,7 +173,7 @@ static int bk_run(char *const argv[], const char *in_path, const char *log_path)
 			_exit(126);
 		int in = open(in_path ? in_path : "/dev/null", O_RDONLY | O_CLOEXEC);
 		int out = open(log_path ? log_path : "/dev/null",
-			       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		               O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
 			_exit(126);
 		execvp(argv[0], argv);
@@ -228,7 +228,8 @@ static void env_get(const char *text, const char *key, char *buf, size_t len)
 {
 	size_t kl = strlen(key);
 
-	for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+	for (const char *line = text; line && *line;
+	     line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
 		const char *nl = strchr(line, '\n');
 		size_t ll = nl ? (size_t)(nl - line) : strlen(line);
 
@@ -255,11 +256,13 @@ static void find_kdc_sh(const bk_opts *o)
 		snprintf(here, sizeof(here), "%s", __FILE__);
 		char *b = strstr(here, "/bench/bench_keytab.c");
 		if (!b)
-			bk_die("cannot find the source tree: pass --source-dir or set SIGIL_SOURCE_DIR");
+			bk_die("cannot find the source tree: pass --source-dir or set "
+			       "SIGIL_SOURCE_DIR");
 		*b = '\0';
 		src = here;
 	}
-	if (snprintf(bk_kdc_sh, sizeof(bk_kdc_sh), "%s/tests/kdc/kdc.sh", src) >= (int)sizeof(bk_kdc_sh))
+	if (snprintf(bk_kdc_sh, sizeof(bk_kdc_sh), "%s/tests/kdc/kdc.sh", src) >=
+	    (int)sizeof(bk_kdc_sh))
 		bk_die("source dir path too long");
 	if (access(bk_kdc_sh, X_OK) < 0) {
 		fprintf(stderr, "bench_keytab: %s is not executable\n", bk_kdc_sh);
@@ -328,7 +331,7 @@ typedef struct bk_result {
 	double secs;
 	size_t done;
 	size_t failed;
-	bool cut;            /* stopped by the time budget */
+	bool cut; /* stopped by the time budget */
 	double p50, p99, max;
 	char first_error[BK_ERR_LEN];
 } bk_result;
@@ -339,7 +342,7 @@ typedef struct bk_run_ctx {
 	int64_t n;
 	int64_t deadline_ns;
 	atomic_llong next;
-	int64_t *lat;        /* one per volume */
+	int64_t *lat; /* one per volume */
 	atomic_size_t failed;
 	pthread_mutex_t lock;
 	char first_error[BK_ERR_LEN];
@@ -349,11 +352,11 @@ static void *sigil_worker(void *arg)
 {
 	bk_run_ctx *c = arg;
 	kerberos_admin_config cfg = {
-		.realm = c->realm->realm,
-		.kdc = c->realm->kdc,
-		.admin_server = c->realm->kadmin,
-		.admin_principal = c->realm->admin_principal,
-		.admin_keytab = c->realm->admin_keytab,
+	    .realm = c->realm->realm,
+	    .kdc = c->realm->kdc,
+	    .admin_server = c->realm->kadmin,
+	    .admin_principal = c->realm->admin_principal,
+	    .admin_keytab = c->realm->admin_keytab,
 	};
 
 	for (;;) {
@@ -379,7 +382,7 @@ static void *sigil_worker(void *arg)
 			pthread_mutex_lock(&c->lock);
 			if (!c->first_error[0])
 				snprintf(c->first_error, sizeof(c->first_error), "%s: %s", name,
-					 r < 0 ? err.msg : "keytab without its keys");
+				         r < 0 ? err.msg : "keytab without its keys");
 			pthread_mutex_unlock(&c->lock);
 		}
 		sigil_freezero(kt, len);
@@ -390,7 +393,7 @@ static void *sigil_worker(void *arg)
 /* Provisions volumes set-0 .. set-(n-1) with conc threads, for at most
  * budget_s seconds. */
 static void sigil_run(const bk_realm *r, const char *set, int64_t n, int conc, int64_t budget_s,
-		      bk_result *res)
+                      bk_result *res)
 {
 	pthread_t th[BK_MAX_CONC * 4];
 	bk_run_ctx c = {.realm = r, .set = set, .n = n};
@@ -479,7 +482,7 @@ static size_t cli_verify(const bk_realm *r, const char *set, int64_t n, char *fi
 
 /* (a) one process per command.  create: addprinc -randkey first. */
 static void cli_per_process(const bk_realm *r, const char *set, int64_t n, bool create,
-			    bk_result *res)
+                            bk_result *res)
 {
 	int64_t *lat = calloc((size_t)n, sizeof(int64_t));
 	char log[128];
@@ -560,7 +563,7 @@ static void cli_batched(const bk_realm *r, const char *set, int64_t n, bool crea
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bench_keytab [--new N] [--cli N] [--conc LIST] [--budget S] "
-		   "[--source-dir DIR]\n");
+	           "[--source-dir DIR]\n");
 }
 
 static int parse_conc(const char *s, bk_opts *o)
@@ -733,13 +736,16 @@ int main(int argc, char **argv)
 	printf("  new volumes/s, sigil / kadmin process-per-principal: %.2fx\n",
 	       rate(&cli_new) > 0 ? best_new / rate(&cli_new) : 0.0);
 	if (have_p50)
-		printf("  existing principal's keytab p50 (1 thread): %.2f ms (target <= %.0f ms): %s\n",
+		printf("  existing principal's keytab p50 (1 thread): %.2f ms (target <= %.0f ms): "
+		       "%s\n",
 		       existing_p50, BK_TARGET_EXISTING_P50_MS, ok_p50 ? "PASS" : "MISS");
 	else
-		printf("  existing principal's keytab p50: not measured (needs --conc with 1): MISS\n");
-	printf("  existing principal, one volume alone: sigil p50 %.2f ms, kadmin ktadd process p50 "
-	       "%.2f ms\n",
-	       existing_p50, cli_old.p50);
+		printf("  existing principal's keytab p50: not measured (needs --conc with 1): "
+		       "MISS\n");
+	printf(
+	    "  existing principal, one volume alone: sigil p50 %.2f ms, kadmin ktadd process p50 "
+	    "%.2f ms\n",
+	    existing_p50, cli_old.p50);
 	load_average(load, sizeof(load));
 	printf("load average at the end %s; %.0f s in all\n", load,
 	       (double)now_ns() / 1e9 - t_start);

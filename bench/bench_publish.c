@@ -581,7 +581,7 @@ static int server_start(const bp_env *env, const char *pool_arg, const bp_opts *
 			bp_server *srv)
 {
 	static unsigned n_started;
-	char *argv[12];
+	char *argv[16];
 	int argc = 0, status = 0;
 	int64_t t0 = sigil_mono_ns(), deadline = sigil_mono_ms() + BP_READY_TIMEOUT_MS;
 	pid_t parent = getpid();

@@ -130,7 +130,7 @@ static int remote_call(remote_issuer *ri, const char *method, const ProtobufCMes
 	if (st.code != RPC_OK) {
 		int code = code_to_err(st.code);
 		if (code == SIGIL_E_UNAVAIL)
-			return sigil_err_set(err, code, "CA unavailable: %s: %s", rpc_code_name(st.code), st.msg);
+			return sigil_err_set(err, code, "issuer unavailable: %s: %s", rpc_code_name(st.code), st.msg);
 		return sigil_err_set(err, code, "%s", st.msg);
 	}
 	return 0;

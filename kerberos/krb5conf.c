@@ -121,6 +121,8 @@ int kerberos_krb5conf_render(const kerberos_krb5conf *c, char **ret, size_t *ret
 	                      "\trdns = false\n"
 	                      "\tdns_canonicalize_hostname = false\n"
 	                      "\tudp_preference_limit = 1\n"
+	                      "\tdns_lookup_kdc = false\n"
+	                      "\tdns_lookup_realm = false\n"
 	                      "\n"
 	                      "[realms]\n"
 	                      "\t%s = {\n"

@@ -573,7 +573,7 @@ static bool kc_printable(const char *s)
 static int kc_server(const kc_ctx *c, const char *v, char **ret)
 {
 	char q[KC_MAX_SHOW + 4];
-	size_t n = strlen(v);
+	size_t n = strlen(v), host;
 
 	if (n >= KUBE_CONFIG_MAX_URL)
 		return sigil_err_set(c->err, SIGIL_E_LIMIT, "kubeconfig: server URL exceeds %d bytes",
@@ -582,7 +582,12 @@ static int kc_server(const kc_ctx *c, const char *v, char **ret)
 		return sigil_err_set(c->err, SIGIL_E_INVALID,
 				     "kubeconfig: server \"%s\" is not an https:// URL",
 				     kc_show(v, q, sizeof(q)));
-	while (n > 0 && v[n - 1] == '/')
+	host = (size_t)(strstr(v, "://") - v) + 3;
+	if (v[host] == '\0' || v[host] == '/')
+		return sigil_err_set(c->err, SIGIL_E_INVALID, "kubeconfig: server \"%s\" has no host",
+				     kc_show(v, q, sizeof(q)));
+	/* A trailing '/' would double up with the API paths appended. */
+	while (n > host && v[n - 1] == '/')
 		n--;
 	*ret = sigil_strndup(v, n);
 	return *ret ? 0 : sigil_err_set(c->err, SIGIL_E_NOMEM, "out of memory");

@@ -39,10 +39,10 @@ typedef struct issuer_keytab_request {
 typedef struct issuer_keytab_plan {
 	char class_name[CA_STORE_MAX_CLASS_LEN + 1];
 	ca_kerberos_config kerberos;
-	char *admin_keytab;     /* resolved absolute path */
-	char *krb5_conf;        /* rendered, NUL-terminated */
+	char *admin_keytab; /* resolved absolute path */
+	char *krb5_conf;    /* rendered, NUL-terminated */
 	size_t krb5_conf_len;
-	char **principals;      /* "{service}/{host}@{REALM}"; none when public_only */
+	char **principals; /* "{service}/{host}@{REALM}"; none when public_only */
 	size_t n_principals;
 	bool public_only;
 } issuer_keytab_plan;
@@ -53,7 +53,7 @@ typedef struct issuer_keytab_plan {
  * many); SIGIL_E_PRECOND for a scope the CA lacks facts for or an admin
  * keytab it cannot locate. */
 int issuer_keytab_plan_new(ca_service *svc, const issuer_keytab_request *req,
-			   issuer_keytab_plan **ret, sigil_err *err) SIGIL_WUR;
+                           issuer_keytab_plan **ret, sigil_err *err) SIGIL_WUR;
 void issuer_keytab_plan_free(issuer_keytab_plan *p);
 SIGIL_DEFINE_CLEANUP(issuer_keytab_plan, issuer_keytab_plan_free)
 
@@ -68,4 +68,4 @@ SIGIL_DEFINE_CLEANUP(issuer_keytab_plan, issuer_keytab_plan_free)
  * wrong or kadm5.acl lacks a privilege (the message says which); others as
  * kerberos_provision. */
 int issuer_keytab_run(const issuer_keytab_plan *p, int64_t timeout_ms, uint8_t **ret_keytab,
-		      size_t *ret_len, sigil_err *err) SIGIL_WUR;
+                      size_t *ret_len, sigil_err *err) SIGIL_WUR;

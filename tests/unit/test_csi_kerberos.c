@@ -27,7 +27,7 @@
 
 typedef struct fake_issuer {
 	csi_issuer base;
-	int keytab_rc;      /* what provision_keytab answers */
+	int keytab_rc; /* what provision_keytab answers */
 	int calls;
 	int issue_calls;
 	/* the last request */
@@ -39,19 +39,19 @@ typedef struct fake_issuer {
 	char node[64];
 	char pod_ns[64];
 	char pod_name[64];
-	uint8_t *keytab;    /* what it hands out */
+	uint8_t *keytab; /* what it hands out */
 	size_t keytab_len;
 } fake_issuer;
 
 static int fake_issue(csi_issuer *is, const ca_issue_request *req, ca_issue_result *ret,
-		      sigil_err *err)
+                      sigil_err *err)
 {
 	((fake_issuer *)is)->issue_calls++;
 	return sigil_err_set(err, SIGIL_E_INTERNAL, "no certificates here");
 }
 
-static int fake_bundle(csi_issuer *is, const char *c, STACK_OF(X509) **ret, uint64_t *v,
-		       sigil_err *err)
+static int fake_bundle(csi_issuer *is, const char *c, STACK_OF(X509) * *ret, uint64_t *v,
+                       sigil_err *err)
 {
 	return sigil_err_set(err, SIGIL_E_INTERNAL, "no bundles here");
 }
@@ -76,7 +76,7 @@ static void fake_free(csi_issuer *is)
 }
 
 static int fake_keytab(csi_issuer *is, const csi_keytab_request *req, csi_keytab_result *ret,
-		       sigil_err *err)
+                       sigil_err *err)
 {
 	fake_issuer *f = (fake_issuer *)is;
 	csi_keytab_result res = {0};
@@ -89,11 +89,12 @@ static int fake_keytab(csi_issuer *is, const csi_keytab_request *req, csi_keytab
 	for (size_t i = 0; i < req->n_scopes && i < CSI_MAX_SCOPES; i++)
 		f->scope_kinds[i] = req->scopes[i].kind;
 	f->public_only = req->public_only;
-	snprintf(f->node, sizeof(f->node), "%s", req->identity->node_name ? req->identity->node_name : "");
+	snprintf(f->node, sizeof(f->node), "%s",
+	         req->identity->node_name ? req->identity->node_name : "");
 	snprintf(f->pod_ns, sizeof(f->pod_ns), "%s",
-		 req->identity->pod_namespace ? req->identity->pod_namespace : "");
+	         req->identity->pod_namespace ? req->identity->pod_namespace : "");
 	snprintf(f->pod_name, sizeof(f->pod_name), "%s",
-		 req->identity->pod_name ? req->identity->pod_name : "");
+	         req->identity->pod_name ? req->identity->pod_name : "");
 	if (f->keytab_rc < 0)
 		return sigil_err_set(err, f->keytab_rc, "kadmind is down (fake)");
 	if (!req->public_only) {
@@ -111,12 +112,12 @@ static int fake_keytab(csi_issuer *is, const csi_keytab_request *req, csi_keytab
 }
 
 static const csi_issuer_ops fake_ops = {
-	.issue = fake_issue,
-	.trust_bundle = fake_bundle,
-	.class_info = fake_class,
-	.ready = fake_ready,
-	.free = fake_free,
-	.provision_keytab = fake_keytab,
+    .issue = fake_issue,
+    .trust_bundle = fake_bundle,
+    .class_info = fake_class,
+    .ready = fake_ready,
+    .free = fake_free,
+    .provision_keytab = fake_keytab,
 };
 
 typedef struct fixture {
@@ -171,22 +172,22 @@ static int teardown(void **state)
 }
 
 static int publish(fixture *f, const char *vid, const csi_kv *attrs, size_t n,
-		   csi_publish_result *res, sigil_err *err)
+                   csi_publish_result *res, sigil_err *err)
 {
 	char target[256];
 
 	snprintf(target, sizeof(target), "%s/%s", f->targets, vid);
 	csi_publish_request req = {
-		.volume_id = vid,
-		.target_path = target,
-		.attrs = attrs,
-		.n_attrs = n,
+	    .volume_id = vid,
+	    .target_path = target,
+	    .attrs = attrs,
+	    .n_attrs = n,
 	};
 	return csi_node_publish(f->node, &req, res, err);
 }
 
 static uint8_t *read_target(fixture *f, const char *vid, const char *name, size_t *len,
-			    mode_t *mode)
+                            mode_t *mode)
 {
 	char path[256];
 	uint8_t *d = NULL;
@@ -210,19 +211,19 @@ static bool target_exists(fixture *f, const char *vid)
 	return access(path, F_OK) == 0;
 }
 
-#define P "secrets.sigil.dev/"
+#define P   "secrets.sigil.dev/"
 #define K8S "csi.storage.k8s.io/"
 
 static void test_publish_keytab(void **state)
 {
 	fixture *f = *state;
 	const csi_kv attrs[] = {
-		{P "class", "krb"},
-		{P "format", "kerberos"},
-		{P "scope", "node,service=web"},
-		{P "kerberos.service.names", "HTTP,kafka"},
-		{K8S "pod.name", "web-0"},
-		{K8S "pod.namespace", "default"},
+	    {P "class", "krb"},
+	    {P "format", "kerberos"},
+	    {P "scope", "node,service=web"},
+	    {P "kerberos.service.names", "HTTP,kafka"},
+	    {K8S "pod.name", "web-0"},
+	    {K8S "pod.namespace", "default"},
 	};
 	csi_publish_result res = {0};
 	csi_volume_record rec;
@@ -280,9 +281,9 @@ static void test_native_format_and_default_service(void **state)
 {
 	fixture *f = *state;
 	const csi_kv attrs[] = {
-		{P "class", "krb"},
-		{P "scope", "service=web"},
-		{K8S "pod.namespace", "default"},
+	    {P "class", "krb"},
+	    {P "scope", "service=web"},
+	    {K8S "pod.namespace", "default"},
 	};
 	csi_publish_result res = {0};
 	sigil_err err = {0};
@@ -302,9 +303,9 @@ static void test_public_parts(void **state)
 {
 	fixture *f = *state;
 	const csi_kv attrs[] = {
-		{P "class", "krb"},
-		{P "format", "kerberos"},
-		{P "provision-parts", "public"},
+	    {P "class", "krb"},
+	    {P "format", "kerberos"},
+	    {P "provision-parts", "public"},
 	};
 	csi_publish_result res = {0};
 	sigil_err err = {0};
@@ -323,35 +324,35 @@ static void test_refusal_leaves_nothing(void **state)
 {
 	fixture *f = *state;
 	const csi_kv attrs[] = {
-		{P "class", "krb"},
-		{P "format", "kerberos"},
-		{P "scope", "node"},
+	    {P "class", "krb"},
+	    {P "format", "kerberos"},
+	    {P "scope", "node"},
 	};
 	const csi_kv tls[] = {
-		{P "class", "tls"},
-		{P "format", "kerberos"},
-		{P "scope", "node"},
+	    {P "class", "tls"},
+	    {P "format", "kerberos"},
+	    {P "scope", "node"},
 	};
 	const csi_kv unknown[] = {
-		{P "class", "nope"},
-		{P "scope", "node"},
+	    {P "class", "nope"},
+	    {P "scope", "node"},
 	};
 	const csi_kv bad_service[] = {
-		{P "class", "krb"},
-		{P "scope", "node"},
-		{P "kerberos.service.names", "HTTP/x"},
+	    {P "class", "krb"},
+	    {P "scope", "node"},
+	    {P "kerberos.service.names", "HTTP/x"},
 	};
 	csi_publish_result res = {0};
 	sigil_err err = {0};
 
 	f->fake.keytab_rc = SIGIL_E_UNAVAIL;
 	assert_int_equal(publish(f, "v4", attrs, SIGIL_ARRAY_SIZE(attrs), &res, &err),
-			 SIGIL_E_UNAVAIL);
+	                 SIGIL_E_UNAVAIL);
 	assert_non_null(strstr(err.msg, "kadmind is down"));
 	assert_false(target_exists(f, "v4"));
 	f->fake.keytab_rc = SIGIL_E_PRECOND;
 	assert_int_equal(publish(f, "v4", attrs, SIGIL_ARRAY_SIZE(attrs), &res, &err),
-			 SIGIL_E_PRECOND);
+	                 SIGIL_E_PRECOND);
 	assert_false(target_exists(f, "v4"));
 	assert_int_equal(f->fake.calls, 2);
 
@@ -359,9 +360,9 @@ static void test_refusal_leaves_nothing(void **state)
 	assert_int_equal(publish(f, "v5", tls, SIGIL_ARRAY_SIZE(tls), &res, &err), SIGIL_E_INVALID);
 	assert_non_null(strstr(err.msg, "kerberosKeytab"));
 	assert_int_equal(publish(f, "v6", unknown, SIGIL_ARRAY_SIZE(unknown), &res, &err),
-			 SIGIL_E_NOTFOUND);
+	                 SIGIL_E_NOTFOUND);
 	assert_int_equal(publish(f, "v7", bad_service, SIGIL_ARRAY_SIZE(bad_service), &res, &err),
-			 SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
 	assert_int_equal(f->fake.calls, 2);
 	assert_false(target_exists(f, "v5"));
 	assert_false(target_exists(f, "v6"));
@@ -380,8 +381,8 @@ static void test_embedded_ca_refuses(void **state)
 	sigil_err err = {0};
 	char target[256];
 	const csi_kv attrs[] = {
-		{P "class", "krb"},
-		{P "scope", "node"},
+	    {P "class", "krb"},
+	    {P "scope", "node"},
 	};
 
 	ca_class_config_defaults(&cls, "krb");
@@ -395,10 +396,10 @@ static void test_embedded_ca_refuses(void **state)
 	assert_int_equal(csi_node_new(&cfg, &node, &err), 0);
 	snprintf(target, sizeof(target), "%s/v8", f->targets);
 	csi_publish_request req = {
-		.volume_id = "v8",
-		.target_path = target,
-		.attrs = attrs,
-		.n_attrs = SIGIL_ARRAY_SIZE(attrs),
+	    .volume_id = "v8",
+	    .target_path = target,
+	    .attrs = attrs,
+	    .n_attrs = SIGIL_ARRAY_SIZE(attrs),
 	};
 	assert_int_equal(csi_node_publish(node, &req, NULL, &err), SIGIL_E_PRECOND);
 	assert_non_null(strstr(err.msg, "need a sigil-ca (--ca-endpoint)"));
@@ -415,11 +416,12 @@ static void test_embedded_ca_refuses(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_publish_keytab, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_native_format_and_default_service, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_public_parts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refusal_leaves_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_embedded_ca_refuses, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_publish_keytab, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_native_format_and_default_service, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_public_parts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refusal_leaves_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_embedded_ca_refuses, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,7 +36,7 @@ static void krb_class(ca_class_config *c, const char *name, const char *admin_ke
 	snprintf(c->kerberos.kdc, sizeof(c->kerberos.kdc), "127.0.0.1:1");
 	snprintf(c->kerberos.admin_server, sizeof(c->kerberos.admin_server), "127.0.0.1:1");
 	snprintf(c->kerberos.admin_principal, sizeof(c->kerberos.admin_principal),
-		 "sigil/admin@SIGIL.TEST");
+	         "sigil/admin@SIGIL.TEST");
 	snprintf(c->kerberos.admin_keytab, sizeof(c->kerberos.admin_keytab), "%s", admin_keytab);
 }
 
@@ -50,11 +50,11 @@ static int open_service(fixture *f, const char *secrets_dir, const char *domain)
 	krb_class(&classes[2], "krb-bad-ref", "../etc");
 	ca_class_config_defaults(&classes[3], "tls");
 	ca_service_config cfg = {
-		.store = f->store,
-		.classes = classes,
-		.n_classes = 4,
-		.cluster_domain = domain,
-		.secrets_dir = secrets_dir,
+	    .store = f->store,
+	    .classes = classes,
+	    .n_classes = 4,
+	    .cluster_domain = domain,
+	    .secrets_dir = secrets_dir,
 	};
 	if (ca_service_new(&cfg, &f->svc, &err) < 0) {
 		print_error("ca_service_new: %s\n", err.msg);
@@ -93,23 +93,23 @@ static int teardown(void **state)
 static const char *const http_kafka[] = {"HTTP", "kafka"};
 
 static int plan(fixture *f, const char *cls, const ca_identity *id, const ca_scope *scopes,
-		size_t n_scopes, const char *const *services, size_t n_services, bool public_only,
-		issuer_keytab_plan **ret, sigil_err *err)
+                size_t n_scopes, const char *const *services, size_t n_services, bool public_only,
+                issuer_keytab_plan **ret, sigil_err *err)
 {
 	issuer_keytab_request req = {
-		.class_name = cls,
-		.identity = id,
-		.scopes = scopes,
-		.n_scopes = n_scopes,
-		.service_names = services,
-		.n_service_names = n_services,
-		.public_only = public_only,
+	    .class_name = cls,
+	    .identity = id,
+	    .scopes = scopes,
+	    .n_scopes = n_scopes,
+	    .service_names = services,
+	    .n_service_names = n_services,
+	    .public_only = public_only,
 	};
 	return issuer_keytab_plan_new(f->svc, &req, ret, err);
 }
 
 static const ca_identity web0 = {
-	.node_name = "node-a", .pod_namespace = "default", .pod_name = "web-0"};
+    .node_name = "node-a", .pod_namespace = "default", .pod_name = "web-0"};
 
 static void test_principals_services_x_names(void **state)
 {
@@ -171,7 +171,7 @@ static void test_ips_skipped(void **state)
 	id.n_node_ips = 0;
 	p = NULL;
 	assert_int_equal(plan(f, "krb", &id, node, 1, http_kafka, 1, false, &p, &err),
-			 SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
 	assert_null(p);
 	assert_non_null(strstr(err.msg, "no host name"));
 }
@@ -215,7 +215,7 @@ static void test_cluster_domain(void **state)
 	/* Without a secrets dir a Secret reference cannot be resolved. */
 	p = NULL;
 	assert_int_equal(plan(f, "krb-secret", &web0, scopes, 1, http_kafka, 1, false, &p, &err),
-			 SIGIL_E_PRECOND);
+	                 SIGIL_E_PRECOND);
 	assert_null(p);
 	assert_non_null(strstr(err.msg, "adminKeytabSecret"));
 	assert_non_null(strstr(err.msg, "no secrets directory"));
@@ -228,12 +228,13 @@ static void test_admin_keytab_secret_ref(void **state)
 	issuer_keytab_plan *p = NULL;
 	sigil_err err = {0};
 
-	assert_int_equal(plan(f, "krb-secret", &web0, scopes, 1, http_kafka, 1, false, &p, &err), 0);
+	assert_int_equal(plan(f, "krb-secret", &web0, scopes, 1, http_kafka, 1, false, &p, &err),
+	                 0);
 	assert_string_equal(p->admin_keytab, "/run/sigil/secrets/kerberos/krb-admin/keytab");
 	issuer_keytab_plan_free(p);
 	p = NULL;
 	assert_int_equal(plan(f, "krb-bad-ref", &web0, scopes, 1, http_kafka, 1, false, &p, &err),
-			 SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
 	assert_null(p);
 }
 
@@ -244,8 +245,8 @@ static void test_refusals(void **state)
 	ca_scope pod[] = {{CA_SCOPE_POD, NULL}};
 	ca_scope node[] = {{CA_SCOPE_NODE, NULL}};
 	char long_name[KERBEROS_MAX_SERVICE_LEN + 2];
-	const char *const bad[] = {"krbtgt", "kadmin", "K", "..", ".", "", "a/b", "a@b", "a b",
-				   "caf\xc3\xa9", long_name};
+	const char *const bad[] = {"krbtgt", "kadmin", "K",   "..",          ".",      "",
+	                           "a/b",    "a@b",    "a b", "caf\xc3\xa9", long_name};
 	const char *many[ISSUER_KEYTAB_MAX_SERVICE_NAMES + 1];
 	const char *const with_null[] = {"HTTP", NULL};
 	issuer_keytab_plan *p = NULL;
@@ -256,43 +257,44 @@ static void test_refusals(void **state)
 	for (size_t i = 0; i < SIGIL_ARRAY_SIZE(bad); i++) {
 		const char *one[] = {bad[i]};
 		assert_int_equal(plan(f, "krb", &web0, web, 1, one, 1, false, &p, &err),
-				 SIGIL_E_INVALID);
+		                 SIGIL_E_INVALID);
 		assert_null(p);
 		assert_non_null(strstr(err.msg, "kerberos.service.names"));
 	}
 	assert_int_equal(plan(f, "krb", &web0, web, 1, with_null, 2, false, &p, &err),
-			 SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
 	assert_int_equal(plan(f, "krb", &web0, web, 1, NULL, 0, false, &p, &err), SIGIL_E_INVALID);
 	for (size_t i = 0; i < SIGIL_ARRAY_SIZE(many); i++)
 		many[i] = "HTTP";
-	assert_int_equal(plan(f, "krb", &web0, web, 1, many, SIGIL_ARRAY_SIZE(many), false, &p, &err),
-			 SIGIL_E_LIMIT);
+	assert_int_equal(
+	    plan(f, "krb", &web0, web, 1, many, SIGIL_ARRAY_SIZE(many), false, &p, &err),
+	    SIGIL_E_LIMIT);
 
 	/* Unknown class, TLS class. */
 	assert_int_equal(plan(f, "nope", &web0, web, 1, http_kafka, 1, false, &p, &err),
-			 SIGIL_E_NOTFOUND);
+	                 SIGIL_E_NOTFOUND);
 	assert_int_equal(plan(f, "tls", &web0, web, 1, http_kafka, 1, false, &p, &err),
-			 SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
 	assert_non_null(strstr(err.msg, "not kerberosKeytab"));
 	assert_int_equal(plan(f, "", &web0, web, 1, http_kafka, 1, false, &p, &err),
-			 SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
 
 	/* A pod without a subdomain has only addresses. */
 	assert_int_equal(plan(f, "krb", &web0, pod, 1, http_kafka, 1, false, &p, &err),
-			 SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
 	/* Scopes without the facts they need. */
 	ca_identity anon = {.node_name = "node-a"};
 	assert_int_equal(plan(f, "krb", &anon, web, 1, http_kafka, 1, false, &p, &err),
-			 SIGIL_E_PRECOND);
+	                 SIGIL_E_PRECOND);
 	/* kadmind would take an upper-case host; the plan does not. */
 	ca_identity upper = web0;
 	upper.node_name = "Node-A";
 	assert_int_equal(plan(f, "krb", &upper, node, 1, http_kafka, 1, false, &p, &err),
-			 SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
 	assert_non_null(strstr(err.msg, "Node-A"));
 	/* No scope at all. */
 	assert_int_equal(plan(f, "krb", &web0, NULL, 0, http_kafka, 1, false, &p, &err),
-			 SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
 	assert_null(p);
 }
 
@@ -321,7 +323,7 @@ static void test_principal_limit(void **state)
 	issuer_keytab_plan_free(p);
 	p = NULL;
 	assert_int_equal(plan(f, "krb", &web0, scopes, N_SCOPES, svcs, 16, false, &p, &err),
-			 SIGIL_E_LIMIT);
+	                 SIGIL_E_LIMIT);
 	assert_null(p);
 	assert_non_null(strstr(err.msg, "principals"));
 }
@@ -386,18 +388,29 @@ static void test_secret_file(void **state)
 	sigil_err err = {0};
 	char long_ns[80];
 	char ref[200];
-	const char *const bad[] = {"",          "default",      "default/",      "ns//x",
-				   "default/a/b", "../x",       "default/..",    "default/.",
-				   ".ns/name",    "Default/x",  "default/x y",   "ns/na\nme",
-				   "ns/n\xc3\xa9", long_ns};
+	const char *const bad[] = {"",
+	                           "default",
+	                           "default/",
+	                           "ns//x",
+	                           "default/a/b",
+	                           "../x",
+	                           "default/..",
+	                           "default/.",
+	                           ".ns/name",
+	                           "Default/x",
+	                           "default/x y",
+	                           "ns/na\nme",
+	                           "ns/n\xc3\xa9",
+	                           long_ns};
 
 	assert_string_equal(ca_service_cluster_domain(f->svc), "cluster.local");
-	assert_int_equal(ca_service_secret_file(f->svc, "/abs/admin.keytab", "keytab", &path, &err), 0);
+	assert_int_equal(ca_service_secret_file(f->svc, "/abs/admin.keytab", "keytab", &path, &err),
+	                 0);
 	assert_string_equal(path, "/abs/admin.keytab");
 	free(path);
 	path = NULL;
-	assert_int_equal(ca_service_secret_file(f->svc, "kerberos/krb-admin", "keytab", &path, &err),
-			 0);
+	assert_int_equal(
+	    ca_service_secret_file(f->svc, "kerberos/krb-admin", "keytab", &path, &err), 0);
 	assert_string_equal(path, "/run/sigil/secrets/kerberos/krb-admin/keytab");
 	free(path);
 	path = NULL;
@@ -406,12 +419,12 @@ static void test_secret_file(void **state)
 	snprintf(long_ns + 70, sizeof(long_ns) - 70, "/name");
 	for (size_t i = 0; i < SIGIL_ARRAY_SIZE(bad); i++) {
 		assert_int_equal(ca_service_secret_file(f->svc, bad[i], "keytab", &path, &err),
-				 SIGIL_E_INVALID);
+		                 SIGIL_E_INVALID);
 		assert_null(path);
 	}
 	/* The key must be a safe relative name too. */
 	assert_int_equal(ca_service_secret_file(f->svc, "ns/name", "../keytab", &path, &err),
-			 SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
 	/* An over-long path is refused, not cut. */
 	memset(ref, 'a', sizeof(ref) - 1);
 	ref[0] = '/';
@@ -421,7 +434,7 @@ static void test_secret_file(void **state)
 	huge[0] = '/';
 	huge[sizeof(huge) - 1] = '\0';
 	assert_int_equal(ca_service_secret_file(f->svc, huge, "keytab", &path, &err),
-			 SIGIL_E_INVALID);
+	                 SIGIL_E_INVALID);
 	assert_int_equal(ca_service_secret_file(f->svc, ref, "keytab", &path, &err), 0);
 	assert_string_equal(path, ref);
 	free(path);
@@ -430,16 +443,16 @@ static void test_secret_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_principals_services_x_names, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_duplicates_dropped, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ips_skipped, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_public_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cluster_domain, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_admin_keytab_secret_ref, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_principal_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_run_error_mapping, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_secret_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_principals_services_x_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicates_dropped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ips_skipped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_public_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cluster_domain, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_admin_keytab_secret_ref, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_principal_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_run_error_mapping, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_secret_file, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,6 +26,8 @@ static void test_render_exact(void **state)
 	                         "\trdns = false\n"
 	                         "\tdns_canonicalize_hostname = false\n"
 	                         "\tudp_preference_limit = 1\n"
+	                         "\tdns_lookup_kdc = false\n"
+	                         "\tdns_lookup_realm = false\n"
 	                         "\n"
 	                         "[realms]\n"
 	                         "\tSIGIL.TEST = {\n"

@@ -40,7 +40,7 @@ static void write_file(const char *name, const uint8_t *data, size_t len)
 }
 
 static void add_key(kerberos_keytab *kt, const char *service, const char *host, uint32_t kvno,
-		    int32_t enctype)
+                    int32_t enctype)
 {
 	kerberos_principal p = {0};
 	uint8_t key[32];
@@ -51,8 +51,8 @@ static void add_key(kerberos_keytab *kt, const char *service, const char *host, 
 	snprintf(p.realm, sizeof(p.realm), "SIGIL.TEST");
 	memset(key, 0xa5, sizeof(key));
 	assert_int_equal(kerberos_keytab_add_key(kt, &p, 1700000000, kvno, enctype, key,
-						 enctype == 17 ? 16 : 32, &err),
-			 0);
+	                                         enctype == 17 ? 16 : 32, &err),
+	                 0);
 }
 
 /* The keytab's file image; free with sigil_freezero. */
@@ -105,7 +105,7 @@ static void test_keytab_entries(void **state)
 		assert_int_equal(f->entries[i].timestamp, 1700000000);
 	}
 	assert_string_equal(f->entries[0].principal,
-			    "HTTP/web.default.svc.cluster.local@SIGIL.TEST");
+	                    "HTTP/web.default.svc.cluster.local@SIGIL.TEST");
 	assert_int_equal(f->entries[0].kvno, 1);
 	assert_int_equal(f->entries[0].enctype, 18);
 	assert_string_equal(f->entries[0].enctype_name, "aes256-cts-hmac-sha1-96");
@@ -127,14 +127,14 @@ static void test_hostile_principal_is_escaped(void **state)
 	char *comps[] = {"HTTP", "we/b\x1b[31m"};
 	uint8_t key[16] = {0};
 	kerberos_keytab_entry e = {
-		.realm = "SIGIL.TEST",
-		.components = comps,
-		.n_components = 2,
-		.name_type = KERBEROS_NT_PRINCIPAL,
-		.kvno = 2,
-		.enctype = 17,
-		.key = key,
-		.key_len = sizeof(key),
+	    .realm = "SIGIL.TEST",
+	    .components = comps,
+	    .n_components = 2,
+	    .name_type = KERBEROS_NT_PRINCIPAL,
+	    .kvno = 2,
+	    .enctype = 17,
+	    .key = key,
+	    .key_len = sizeof(key),
 	};
 	ks_inspection in = {0};
 	sigil_err err = {0};
@@ -157,10 +157,11 @@ static void test_hostile_principal_is_escaped(void **state)
 static void test_truncated_and_garbage(void **state)
 {
 	kerberos_keytab *kt = kerberos_keytab_new();
-	static const uint8_t garbage[] = {0x05, 0x02, 0x00, 0x00, 0x00, 0x40, 0xff, 0xff, 0x13, 0x37};
-	static const uint8_t huge_count[] = {0x05, 0x02, 0x00, 0x00, 0x00, 0x0e, 0xff, 0xff,
-					     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-					     0x00, 0x00, 0x00, 0x00};
+	static const uint8_t garbage[] = {0x05, 0x02, 0x00, 0x00, 0x00,
+	                                  0x40, 0xff, 0xff, 0x13, 0x37};
+	static const uint8_t huge_count[] = {0x05, 0x02, 0x00, 0x00, 0x00, 0x0e, 0xff,
+	                                     0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	                                     0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
 	ks_inspection in = {0};
 	size_t len;
 	uint8_t *img;
@@ -222,7 +223,8 @@ static void test_more_entries_than_listed(void **state)
 	assert_non_null(f->error);
 	snprintf(expect, sizeof(expect), "%zu more keytab entries", n - KS_INSPECT_MAX_ENTRIES);
 	assert_non_null(strstr(f->error, expect));
-	assert_string_equal(f->entries[KS_INSPECT_MAX_ENTRIES - 1].principal, "HTTP/h127@SIGIL.TEST");
+	assert_string_equal(f->entries[KS_INSPECT_MAX_ENTRIES - 1].principal,
+	                    "HTTP/h127@SIGIL.TEST");
 	ks_inspection_free(&in);
 }
 
@@ -233,14 +235,14 @@ static void test_long_principal_is_cut(void **state)
 	char *comps[] = {comp};
 	uint8_t key[16] = {0};
 	kerberos_keytab_entry e = {
-		.realm = "SIGIL.TEST",
-		.components = comps,
-		.n_components = 1,
-		.name_type = KERBEROS_NT_PRINCIPAL,
-		.kvno = 1,
-		.enctype = 17,
-		.key = key,
-		.key_len = sizeof(key),
+	    .realm = "SIGIL.TEST",
+	    .components = comps,
+	    .n_components = 1,
+	    .name_type = KERBEROS_NT_PRINCIPAL,
+	    .kvno = 1,
+	    .enctype = 17,
+	    .key = key,
+	    .key_len = sizeof(key),
 	};
 	ks_inspection in = {0};
 	sigil_err err = {0};
@@ -269,11 +271,11 @@ static void test_long_principal_is_cut(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_keytab_entries, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_principal_is_escaped, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_truncated_and_garbage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_more_entries_than_listed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_long_principal_is_cut, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_keytab_entries, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hostile_principal_is_escaped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_truncated_and_garbage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_more_entries_than_listed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_long_principal_is_cut, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

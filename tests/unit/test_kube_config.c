@@ -288,7 +288,19 @@ static void test_kubeconfig_refused_auth(void **state)
 	expect_user_error("", "    client-certificate: /c.crt\n", SIGIL_E_INVALID, "needs its key");
 	expect_user_error("", "    client-key: /c.key\n", SIGIL_E_INVALID, "needs its key");
 	expect_user_error("", "    client-certificate: /c.crt\n    client-certificate-data: QUJD\n    client-key: /k\n",
-			  SIGIL_E_INVALID, "not valid base64");
+			  SIGIL_E_INVALID, "does not hold PEM data");
+	{
+		_cleanup_free_ char *crt = b64(PEM_CERT), *key = b64(PEM_KEY);
+		_cleanup_free_ char *u1 = NULL, *u2 = NULL;
+
+		assert_true(asprintf(&u1, "    client-certificate: /c.crt\n    client-certificate-data: %s\n"
+				     "    client-key: /k\n", crt) > 0);
+		expect_user_error("", u1, SIGIL_E_INVALID,
+				  "both client-certificate and client-certificate-data");
+		assert_true(asprintf(&u2, "    client-certificate: /c.crt\n    client-key-data: %s\n"
+				     "    client-key: /k\n", key) > 0);
+		expect_user_error("", u2, SIGIL_E_INVALID, "both client-key and client-key-data");
+	}
 	expect_user_error("", "    token: \"a b\"\n", SIGIL_E_INVALID, "token contains spaces");
 	expect_user_error("", "    token: \"a\\u0001b\"\n", SIGIL_E_INVALID, "token contains spaces");
 	expect_user_error("", "    token: [a, b]\n", SIGIL_E_INVALID, "user.token must be a string");
@@ -322,6 +334,9 @@ static void test_kubeconfig_structure_errors(void **state)
 					 "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
 	static const char space_server[] = "clusters:\n- name: c\n  cluster: {server: 'https://a b'}\n"
 					   "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
+	/* Found by the fuzzer: "https://" alone once became "https:". */
+	static const char no_host[] = "clusters:\n- name: c\n  cluster: {server: 'https:///'}\n"
+				      "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
 	static const char bad_ns[] = "clusters:\n- name: c\n  cluster: {server: 'https://a'}\n"
 				     "contexts:\n- name: a\n  context: {cluster: c, namespace: 'Bad_NS'}\n"
 				     "current-context: a\n";
@@ -344,6 +359,7 @@ static void test_kubeconfig_structure_errors(void **state)
 	expect_error(wrong_kind, strlen(wrong_kind), SIGIL_E_INVALID, "kind is \"Pod\", not Config");
 	expect_error(bad_server, strlen(bad_server), SIGIL_E_INVALID, "is not an https:// URL");
 	expect_error(space_server, strlen(space_server), SIGIL_E_INVALID, "is not an https:// URL");
+	expect_error(no_host, strlen(no_host), SIGIL_E_INVALID, "has no host");
 	expect_error(bad_ns, strlen(bad_ns), SIGIL_E_INVALID, "is not a DNS label");
 	expect_error(list_not_seq, strlen(list_not_seq), SIGIL_E_INVALID, "clusters must be a list");
 	expect_error(entry_not_map, strlen(entry_not_map), SIGIL_E_INVALID, "each of clusters must be a mapping");
