@@ -203,6 +203,12 @@ static int caset_parse_record(const ca_set *set, const ca_store_record *rec, tim
 				ca_authority_free(dup);
 				return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
 			}
+			/* The shared key still needs its per-authority signing context. */
+			r = ca_authority_prepare(dup, err);
+			if (r < 0) {
+				ca_authority_free(dup);
+				return r;
+			}
 			*ret = dup;
 			return 0;
 		}
