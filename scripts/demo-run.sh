@@ -8,9 +8,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${SIGIL_DEMO_OUT:-$ROOT/demo-out}
 CTL="$BUILD/sigilctl"
 PIDS=()
+KDIR=""
 cleanup() {
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "$KDIR" ]; then bash "$ROOT/tests/kdc/kdc.sh" stop "$KDIR" >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 
@@ -27,6 +29,27 @@ for _ in $(seq 50); do [ -S "$OUT/standalone.sock" ] && break; sleep 0.1; done
 "$CTL" publish --endpoint "$OUT/standalone.sock" --volume-id demo-standalone --target "$OUT/pods/standalone" \
   --pod web-0 --namespace default --attr class=tls --attr scope=node,pod,service=web
 "$CTL" inspect "$OUT/pods/standalone"
+
+step "A throwaway MIT Kerberos realm (krb5kdc + kadmind on 127.0.0.1) for keytab volumes"
+KDIR="$OUT/kdc"
+bash "$ROOT/tests/kdc/kdc.sh" start "$KDIR" > "$OUT/kdc.log" 2>&1
+# shellcheck disable=SC1091
+( source "$KDIR/env"; echo "realm $REALM, KDC $KDC, kadmind $KADMIN, admin $ADMIN_PRINCIPAL" )
+( source "$KDIR/env"; cat > "$OUT/classes/kerberos.yaml" <<YAML
+apiVersion: secrets.sigil.dev/v1alpha1
+kind: SecretClass
+metadata: {name: kerberos}
+spec:
+  backend:
+    kerberosKeytab:
+      realmName: $REALM
+      kdc: $KDC
+      admin:
+        mit: {kadminServer: $KADMIN}
+      adminKeytabSecret: $ADMIN_KEYTAB
+      adminPrincipal: $ADMIN_PRINCIPAL
+YAML
+)
 
 step "In-cluster layout: sigil-ca holds every CA key, sigil-csi only sends CSRs"
 cat > "$OUT/classes/tls.yaml" <<'YAML'
@@ -78,6 +101,17 @@ echo; keytool -list -storetype JKS -keystore "$OUT/pods/jks/keystore.jks" -store
 step "provision-parts=public: only the trust bundle"
 pub public class=tls provision-parts=public
 ls -lL "$OUT/pods/public/"
+
+step "kerberos: principals created on the fly by sigil-ca through kadm5, keytab made for the pod"
+pub krb class=kerberos scope=node,service=web kerberos.service.names=HTTP,kafka
+"$CTL" inspect "$OUT/pods/krb"
+echo; echo "krb5.conf written for the pod:"; sed 's/^/    /' "$OUT/pods/krb/krb5.conf"
+( source "$KDIR/env"
+  export KRB5_CONFIG="$OUT/pods/krb/krb5.conf" KRB5CCNAME="FILE:$OUT/krb-ccache"
+  p="HTTP/web.default.svc.cluster.local@$REALM"
+  kinit -kt "$OUT/pods/krb/keytab" "$p" && echo "kinit -kt keytab $p: OK"
+  klist | sed 's/^/    /'
+  kvno -k "$OUT/pods/krb/keytab" "$p" | sed 's/^/    /' )
 
 step "What the kubelet sees on a bad request: INVALID_ARGUMENT naming the attribute"
 pub bad class=tls format=pfx || true
