@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 struct csi_keypool {
 	pthread_mutex_t lock;
@@ -29,6 +32,10 @@ static int next_missing(const csi_keypool *p)
 static void *refill_main(void *arg)
 {
 	csi_keypool *p = arg;
+
+	/* Refilling must never compete with publishes for the CPU: this
+	 * thread runs at the lowest priority (Linux nice is per thread). */
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 
 	pthread_mutex_lock(&p->lock);
 	while (!p->stop) {

@@ -94,7 +94,7 @@ static int parse_opts(int argc, char **argv, opts *o)
 	memset(o, 0, sizeof(*o));
 	o->driver_name = CSI_DEFAULT_DRIVER_NAME;
 	o->node_id = getenv("KUBERNETES_NODE_NAME");
-	o->workers = RPC_DEFAULT_WORKERS;
+	o->workers = RPC_DEFAULT_HANDLER_THREADS;
 	o->pool[SIGIL_KEY_RSA2048] = 8;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {

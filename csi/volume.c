@@ -105,7 +105,7 @@ static int write_version(int tfd, const ks_fileset *fs, const csi_volume_opts *o
 		}
 		r = mkdirs_at(vfd, f->name, o, err);
 		if (r == 0)
-			r = sigil_fs_write_atomic_at(vfd, f->name, f->data, f->len, VOLUME_FILE_MODE, err);
+			r = sigil_fs_write_new_at(vfd, f->name, f->data, f->len, VOLUME_FILE_MODE, err);
 		if (r == 0)
 			r = set_owner(vfd, f->name, o, err);
 	}

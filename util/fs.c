@@ -98,6 +98,28 @@ fail:
 	return sigil_err_errno(err, r, "cannot write %s", name);
 }
 
+int sigil_fs_write_new_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+			  sigil_err *err)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode & 07777);
+	int r;
+
+	if (fd < 0)
+		return sigil_err_errno(err, errno, "cannot create %s", name);
+	if (fchmod(fd, mode & 07777) < 0)
+		r = errno;
+	else
+		r = -write_all(fd, data, len);
+	if (r == 0 && fsync(fd) < 0)
+		r = errno;
+	if (close(fd) < 0 && r == 0)
+		r = errno;
+	if (r == 0)
+		return 0;
+	unlinkat(dirfd, name, 0);
+	return sigil_err_errno(err, r, "cannot write %s", name);
+}
+
 int sigil_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 			  sigil_err *err)
 {

@@ -22,6 +22,14 @@ int sigil_fs_write_atomic(const char *path, const void *data, size_t len, mode_t
 int sigil_fs_write_atomic_at(int dirfd, const char *name, const void *data, size_t len,
 			     mode_t mode, sigil_err *err) SIGIL_WUR;
 
+/* Writes data to a NEW file dir/name (O_EXCL, never follows links), with
+ * mode set before any byte is written, then fsyncs it.  For directories
+ * that nobody can see yet (a volume version before its ..data swap): no
+ * temp file and rename are needed there, the caller syncs the directory
+ * once.  On failure the partial file is removed. */
+int sigil_fs_write_new_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+			  sigil_err *err) SIGIL_WUR;
+
 /* Reads a whole regular file of at most max bytes; the result is
  * NUL-terminated (*len excludes the NUL).  ENOENT maps to SIGIL_E_NOTFOUND. */
 int sigil_fs_read_file(const char *path, size_t max, uint8_t **ret, size_t *len,

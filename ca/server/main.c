@@ -68,7 +68,7 @@ static int parse_opts(int argc, char **argv, opts *o)
 	int c;
 
 	memset(o, 0, sizeof(*o));
-	o->workers = RPC_DEFAULT_WORKERS;
+	o->workers = RPC_DEFAULT_HANDLER_THREADS;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'l': o->listen = optarg; break;
