@@ -26,16 +26,16 @@
 #define KUBE_POOL_SIZE 8
 /* A watch request lives timeout_seconds on the server; the client gives
  * it this much more before it calls the connection dead. */
-#define KUBE_WATCH_SLACK_MS 30000
+#define KUBE_WATCH_SLACK_MS          30000
 #define KUBE_WATCH_DEFAULT_TIMEOUT_S 300
-#define KUBE_WATCH_MAX_TIMEOUT_S 3600
+#define KUBE_WATCH_MAX_TIMEOUT_S     3600
 /* Granularity of waits that a stop flag can cut short. */
 #define KUBE_SLEEP_SLICE_MS 100
 /* A watch stream shorter than this without events counts as a failure
  * (so a server that closes at once is not hammered). */
 #define KUBE_WATCH_MIN_HEALTHY_MS 1000
-#define KUBE_MAX_WHAT 384
-#define KUBE_MAX_HEADER (KUBE_CONFIG_MAX_TOKEN + 64)
+#define KUBE_MAX_WHAT             384
+#define KUBE_MAX_HEADER           (KUBE_CONFIG_MAX_TOKEN + 64)
 
 SIGIL_DEFINE_CLEANUP(CURLU, curl_url_cleanup)
 
@@ -50,39 +50,41 @@ SIGIL_DEFINE_CLEANUP(json_t, kube_json_decref)
 const kube_resource kube_res_pods = {"", "v1", "pods", "Pod", true};
 const kube_resource kube_res_nodes = {"", "v1", "nodes", "Node", false};
 const kube_resource kube_res_namespaces = {"", "v1", "namespaces", "Namespace", false};
-const kube_resource kube_res_pvcs = {"", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true};
+const kube_resource kube_res_pvcs = {"", "v1", "persistentvolumeclaims", "PersistentVolumeClaim",
+                                     true};
 const kube_resource kube_res_secrets = {"", "v1", "secrets", "Secret", true};
 const kube_resource kube_res_configmaps = {"", "v1", "configmaps", "ConfigMap", true};
 const kube_resource kube_res_events = {"", "v1", "events", "Event", true};
 const kube_resource kube_res_leases = {"coordination.k8s.io", "v1", "leases", "Lease", true};
-const kube_resource kube_res_pdbs = {"policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true};
+const kube_resource kube_res_pdbs = {"policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget",
+                                     true};
 const kube_resource kube_res_tokenreviews = {"authentication.k8s.io", "v1", "tokenreviews",
-					     "TokenReview", false};
+                                             "TokenReview", false};
 const kube_resource kube_res_secretclasses = {"secrets.sigil.dev", "v1alpha1", "secretclasses",
-					      "SecretClass", false};
+                                              "SecretClass", false};
 const kube_resource kube_res_truststores = {"secrets.sigil.dev", "v1alpha1", "truststores",
-					    "TrustStore", true};
+                                            "TrustStore", true};
 const kube_resource kube_res_stackable_secretclasses = {"secrets.stackable.tech", "v1alpha2",
-							"secretclasses", "SecretClass", false};
+                                                        "secretclasses", "SecretClass", false};
 const kube_resource kube_res_stackable_truststores = {"secrets.stackable.tech", "v1alpha1",
-						      "truststores", "TrustStore", true};
+                                                      "truststores", "TrustStore", true};
 
 static const kube_resource *const kube_resources[] = {
-	&kube_res_pods,
-	&kube_res_nodes,
-	&kube_res_namespaces,
-	&kube_res_pvcs,
-	&kube_res_secrets,
-	&kube_res_configmaps,
-	&kube_res_events,
-	&kube_res_leases,
-	&kube_res_pdbs,
-	&kube_res_tokenreviews,
-	/* sigil's group before Stackable's: a bare "secretclasses" is ours. */
-	&kube_res_secretclasses,
-	&kube_res_truststores,
-	&kube_res_stackable_secretclasses,
-	&kube_res_stackable_truststores,
+    &kube_res_pods,
+    &kube_res_nodes,
+    &kube_res_namespaces,
+    &kube_res_pvcs,
+    &kube_res_secrets,
+    &kube_res_configmaps,
+    &kube_res_events,
+    &kube_res_leases,
+    &kube_res_pdbs,
+    &kube_res_tokenreviews,
+    /* sigil's group before Stackable's: a bare "secretclasses" is ours. */
+    &kube_res_secretclasses,
+    &kube_res_truststores,
+    &kube_res_stackable_secretclasses,
+    &kube_res_stackable_truststores,
 };
 
 const kube_resource *kube_resource_find(const char *name)
@@ -117,9 +119,9 @@ bool kube_name_ok(const char *name)
 	for (size_t i = 0; i < n; i++) {
 		char ch = name[i];
 
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '-' || ch == '.' || ch == '_' || ch == ':' || ch == '@' || ch == '+' ||
-		      ch == '~'))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+		      ch == ':' || ch == '@' || ch == '+' || ch == '~'))
 			return false;
 	}
 	return true;
@@ -133,7 +135,8 @@ static bool kube_namespace_ok(const char *ns)
 	if (n == 0 || n > 63 || ns[0] == '-' || ns[n - 1] == '-')
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!((ns[i] >= 'a' && ns[i] <= 'z') || (ns[i] >= '0' && ns[i] <= '9') || ns[i] == '-'))
+		if (!((ns[i] >= 'a' && ns[i] <= 'z') || (ns[i] >= '0' && ns[i] <= '9') ||
+		      ns[i] == '-'))
 			return false;
 	return true;
 }
@@ -154,7 +157,7 @@ static const char *kube_show(const char *s, char *buf, size_t cap)
 }
 
 int kube_resource_path(const kube_resource *res, const char *ns, const char *name,
-		       const char *subresource, char **ret, sigil_err *err)
+                       const char *subresource, char **ret, sigil_err *err)
 {
 	sigil_wbuf b;
 	char q[80];
@@ -163,17 +166,19 @@ int kube_resource_path(const kube_resource *res, const char *ns, const char *nam
 	if (ns && !ns[0])
 		ns = NULL;
 	if (ns && !res->namespaced)
-		return sigil_err_set(err, SIGIL_E_INVALID, "%s objects are not namespaced, yet namespace \"%s\" was given",
-				     res->kind, kube_show(ns, q, sizeof(q)));
+		return sigil_err_set(
+		    err, SIGIL_E_INVALID,
+		    "%s objects are not namespaced, yet namespace \"%s\" was given", res->kind,
+		    kube_show(ns, q, sizeof(q)));
 	if (ns && !kube_namespace_ok(ns))
 		return sigil_err_set(err, SIGIL_E_INVALID, "namespace \"%s\" is not a DNS label",
-				     kube_show(ns, q, sizeof(q)));
+		                     kube_show(ns, q, sizeof(q)));
 	if (name && !kube_name_ok(name))
 		return sigil_err_set(err, SIGIL_E_INVALID, "\"%s\" is not a valid %s name",
-				     kube_show(name, q, sizeof(q)), res->kind);
+		                     kube_show(name, q, sizeof(q)), res->kind);
 	if (name && res->namespaced && !ns)
 		return sigil_err_set(err, SIGIL_E_INVALID, "%s \"%s\" needs a namespace", res->kind,
-				     name);
+		                     name);
 	if (subresource && !kube_name_ok(subresource))
 		return sigil_err_set(err, SIGIL_E_INVALID, "bad subresource name");
 	sigil_wbuf_init(&b, KUBE_MAX_PATH, false);
@@ -223,16 +228,16 @@ const char *kube_object_resource_version(const json_t *obj)
 
 /* "get Pod default/web-0", "list pods in namespace default". */
 static void kube_what(char *buf, size_t cap, const char *verb, const kube_resource *res,
-		      const char *ns, const char *name)
+                      const char *ns, const char *name)
 {
 	if (name)
 		snprintf(buf, cap, "%s %s %s%s%s", verb, res->kind, ns && ns[0] ? ns : "",
-			 ns && ns[0] ? "/" : "", name);
+		         ns && ns[0] ? "/" : "", name);
 	else if (ns && ns[0])
 		snprintf(buf, cap, "%s %s in namespace %s", verb, res->plural, ns);
 	else
 		snprintf(buf, cap, "%s %s%s", verb, res->plural,
-			 res->namespaced ? " in all namespaces" : "");
+		         res->namespaced ? " in all namespaces" : "");
 }
 
 /* ---- the client --------------------------------------------------------------- */
@@ -255,7 +260,7 @@ struct kube_client {
 	char *namespace_;
 
 	pthread_mutex_t auth_lock;
-	char *token;      /* current bearer token */
+	char *token; /* current bearer token */
 	char *token_file;
 	bool token_stat_valid;
 	dev_t token_dev;
@@ -317,23 +322,26 @@ static int kube_check_server(const char *url, bool *allow_http, sigil_err *err)
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		r = sigil_err_set(err, SIGIL_E_INVALID, "Kubernetes API server \"%s\" is not a URL", url);
+		r = sigil_err_set(err, SIGIL_E_INVALID, "Kubernetes API server \"%s\" is not a URL",
+		                  url);
 		goto out;
 	}
 	*allow_http = false;
 	if (!strcmp(scheme, "http") && kube_is_loopback(host)) {
 		*allow_http = true;
 	} else if (strcmp(scheme, "https") != 0) {
-		r = sigil_err_set(err, SIGIL_E_INVALID,
-				  "Kubernetes API server \"%s\" must use https:// (http:// only to 127.0.0.1)",
-				  url);
+		r = sigil_err_set(
+		    err, SIGIL_E_INVALID,
+		    "Kubernetes API server \"%s\" must use https:// (http:// only to 127.0.0.1)",
+		    url);
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK)
-		r = sigil_err_set(err, SIGIL_E_INVALID,
-				  "Kubernetes API server URL must not contain user info, a query or a fragment");
+		r = sigil_err_set(
+		    err, SIGIL_E_INVALID,
+		    "Kubernetes API server URL must not contain user info, a query or a fragment");
 out:
 	curl_free(part);
 	curl_free(host);
@@ -387,7 +395,7 @@ void kube_client_free(kube_client *c)
 }
 
 int kube_client_new(const kube_config *cfg, const kube_client_opts *opts, kube_client **ret,
-		    sigil_err *err)
+                    sigil_err *err)
 {
 	_cleanup_(kube_client_freep) kube_client *c = NULL;
 	kube_client_opts defaults;
@@ -396,7 +404,7 @@ int kube_client_new(const kube_config *cfg, const kube_client_opts *opts, kube_c
 	pthread_once(&kube_curl_once, kube_curl_global_init);
 	if (kube_curl_init_rc != CURLE_OK)
 		return sigil_err_set(err, SIGIL_E_INTERNAL, "libcurl initialisation failed: %s",
-				     curl_easy_strerror(kube_curl_init_rc));
+		                     curl_easy_strerror(kube_curl_init_rc));
 	if (!opts) {
 		kube_client_opts_init(&defaults);
 		opts = &defaults;
@@ -427,9 +435,9 @@ int kube_client_new(const kube_config *cfg, const kube_client_opts *opts, kube_c
 	    kube_dup(&c->client_cert_file, cfg->client_cert_file) < 0 ||
 	    kube_dup(&c->client_key_file, cfg->client_key_file) < 0 ||
 	    kube_dup_bytes(&c->client_cert_data, &c->client_cert_data_len, cfg->client_cert_data,
-			   cfg->client_cert_data_len) < 0 ||
+	                   cfg->client_cert_data_len) < 0 ||
 	    kube_dup_bytes(&c->client_key_data, &c->client_key_data_len, cfg->client_key_data,
-			   cfg->client_key_data_len) < 0 ||
+	                   cfg->client_key_data_len) < 0 ||
 	    kube_dup(&c->namespace_, cfg->namespace_ ? cfg->namespace_ : "default") < 0 ||
 	    kube_dup(&c->token_file, cfg->token_file) < 0 ||
 	    (!cfg->token_file && kube_dup(&c->token, cfg->token) < 0))
@@ -546,7 +554,8 @@ static int kube_token_refresh(kube_client *c, bool force, bool *changed, sigil_e
 	}
 	if (!force && c->token && c->token_stat_valid && st.st_dev == c->token_dev &&
 	    st.st_ino == c->token_ino && st.st_size == c->token_size &&
-	    st.st_mtim.tv_sec == c->token_mtime.tv_sec && st.st_mtim.tv_nsec == c->token_mtime.tv_nsec)
+	    st.st_mtim.tv_sec == c->token_mtime.tv_sec &&
+	    st.st_mtim.tv_nsec == c->token_mtime.tv_nsec)
 		goto out;
 	r = kube_config_read_token(c->token_file, &tok, err);
 	if (r < 0) {
@@ -604,13 +613,13 @@ SIGIL_DEFINE_CLEANUP(struct curl_slist, kube_headers_free)
 
 typedef struct kube_req {
 	const char *method;
-	const char *path;          /* path and query, appended to the server URL */
-	const char *what;          /* for messages: "get Pod default/web-0" */
-	const char *content_type;  /* of body */
+	const char *path;         /* path and query, appended to the server URL */
+	const char *what;         /* for messages: "get Pod default/web-0" */
+	const char *content_type; /* of body */
 	const char *body;
 	size_t body_len;
 	bool retry_429_needs_retry_after; /* eviction: a bare 429 is a PDB's answer */
-	bool idempotent;           /* safe to resend after a broken connection */
+	bool idempotent;                  /* safe to resend after a broken connection */
 } kube_req;
 
 typedef struct kube_stream kube_stream;
@@ -683,7 +692,8 @@ static size_t kube_header_cb(char *p, size_t size, size_t nmemb, void *ud)
 		const char *sp = memchr(p, ' ', n);
 		long code = 0;
 
-		for (size_t i = sp ? (size_t)(sp - p) + 1 : n; i < n && p[i] >= '0' && p[i] <= '9' && code < 1000; i++)
+		for (size_t i = sp ? (size_t)(sp - p) + 1 : n;
+		     i < n && p[i] >= '0' && p[i] <= '9' && code < 1000; i++)
 			code = code * 10 + (p[i] - '0');
 		/* Interim 1xx answers are followed by the real one. */
 		if (code >= 200)
@@ -693,7 +703,7 @@ static size_t kube_header_cb(char *p, size_t size, size_t nmemb, void *ud)
 }
 
 static int kube_xfer_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-			curl_off_t ulnow)
+                        curl_off_t ulnow)
 {
 	kube_resp *rs = ud;
 
@@ -705,33 +715,39 @@ static int kube_xfer_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off
 }
 
 static int kube_curl_error(kube_client *c, const kube_req *rq, CURLcode rc, const char *detail,
-			   long timeout_ms, const kube_resp *rs, sigil_err *err)
+                           long timeout_ms, const kube_resp *rs, sigil_err *err)
 {
 	const char *msg = detail[0] ? detail : curl_easy_strerror(rc);
 
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
-		return sigil_err_set(err, SIGIL_E_TIMEOUT, "%s: no answer from the Kubernetes API at %s within %ld ms",
-				     rq->what, c->server, timeout_ms);
+		return sigil_err_set(err, SIGIL_E_TIMEOUT,
+		                     "%s: no answer from the Kubernetes API at %s within %ld ms",
+		                     rq->what, c->server, timeout_ms);
 	case CURLE_WRITE_ERROR:
 	case CURLE_FILESIZE_EXCEEDED:
 		if (rs->limit_hit || rc == CURLE_FILESIZE_EXCEEDED)
-			return sigil_err_set(err, SIGIL_E_LIMIT,
-					     "%s: the answer from the Kubernetes API exceeds the %zu-byte limit",
-					     rq->what, rs->body.max);
+			return sigil_err_set(
+			    err, SIGIL_E_LIMIT,
+			    "%s: the answer from the Kubernetes API exceeds the %zu-byte limit",
+			    rq->what, rs->body.max);
 		return sigil_err_set(err, SIGIL_E_INTERNAL, "%s: %s", rq->what, msg);
-	case CURLE_OUT_OF_MEMORY: return sigil_err_set(err, SIGIL_E_NOMEM, "%s: out of memory", rq->what);
+	case CURLE_OUT_OF_MEMORY:
+		return sigil_err_set(err, SIGIL_E_NOMEM, "%s: out of memory", rq->what);
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
 		return sigil_err_set(err, SIGIL_E_UNAVAIL,
-				     "%s: the certificate of the Kubernetes API at %s is not trusted (check the certificate authority): %s",
-				     rq->what, c->server, msg);
+		                     "%s: the certificate of the Kubernetes API at %s is not "
+		                     "trusted (check the certificate authority): %s",
+		                     rq->what, c->server, msg);
 	case CURLE_SSL_CERTPROBLEM:
-		return sigil_err_set(err, SIGIL_E_INVALID, "%s: the client certificate or key cannot be used: %s",
-				     rq->what, msg);
+		return sigil_err_set(err, SIGIL_E_INVALID,
+		                     "%s: the client certificate or key cannot be used: %s",
+		                     rq->what, msg);
 	default:
-		return sigil_err_set(err, SIGIL_E_UNAVAIL, "%s: cannot reach the Kubernetes API at %s: %s",
-				     rq->what, c->server, msg);
+		return sigil_err_set(err, SIGIL_E_UNAVAIL,
+		                     "%s: cannot reach the Kubernetes API at %s: %s", rq->what,
+		                     c->server, msg);
 	}
 }
 
@@ -752,7 +768,7 @@ static bool kube_curl_transient(CURLcode rc, bool idempotent)
 /* Performs one exchange.  0 when an HTTP answer came back (any status);
  * otherwise an error, with *transient telling whether to try again. */
 static int kube_perform(kube_client *c, const kube_req *rq, kube_resp *rs, long timeout_ms,
-			bool *transient, sigil_err *err)
+                        bool *transient, sigil_err *err)
 {
 	_cleanup_(kube_headers_freep) struct curl_slist *headers = NULL;
 	_cleanup_(sigil_secret_strp) char *auth = NULL;
@@ -803,10 +819,10 @@ static int kube_perform(kube_client *c, const kube_req *rq, kube_resp *rs, long 
 	rs->retry_after_s = 0;
 	rs->limit_hit = false;
 	rs->stopped = false;
-#define SET(opt, val)                                                                      \
-	do {                                                                               \
-		if (rc == CURLE_OK)                                                        \
-			rc = curl_easy_setopt(h, opt, val);                                \
+#define SET(opt, val)                                                                              \
+	do {                                                                                       \
+		if (rc == CURLE_OK)                                                                \
+			rc = curl_easy_setopt(h, opt, val);                                        \
 	} while (0)
 	SET(CURLOPT_URL, url);
 	SET(CURLOPT_PROTOCOLS_STR, c->allow_http ? "https,http" : "https");
@@ -835,7 +851,8 @@ static int kube_perform(kube_client *c, const kube_req *rq, kube_resp *rs, long 
 	if (c->ca_file)
 		SET(CURLOPT_CAINFO, c->ca_file);
 	if (c->ca_data) {
-		blob = (struct curl_blob){.data = c->ca_data, .len = c->ca_data_len, .flags = CURL_BLOB_COPY};
+		blob = (struct curl_blob){
+		    .data = c->ca_data, .len = c->ca_data_len, .flags = CURL_BLOB_COPY};
 		SET(CURLOPT_CAINFO_BLOB, &blob);
 	}
 	if (c->client_cert_file)
@@ -843,15 +860,17 @@ static int kube_perform(kube_client *c, const kube_req *rq, kube_resp *rs, long 
 	if (c->client_key_file)
 		SET(CURLOPT_SSLKEY, c->client_key_file);
 	if (c->client_cert_data) {
-		blob = (struct curl_blob){.data = c->client_cert_data, .len = c->client_cert_data_len,
-					  .flags = CURL_BLOB_COPY};
+		blob = (struct curl_blob){.data = c->client_cert_data,
+		                          .len = c->client_cert_data_len,
+		                          .flags = CURL_BLOB_COPY};
 		SET(CURLOPT_SSLCERT_BLOB, &blob);
 		SET(CURLOPT_SSLCERTTYPE, "PEM");
 	}
 	if (c->client_key_data) {
 		/* NOCOPY: curl must not keep its own unwiped copy of the key. */
-		blob = (struct curl_blob){.data = c->client_key_data, .len = c->client_key_data_len,
-					  .flags = CURL_BLOB_NOCOPY};
+		blob = (struct curl_blob){.data = c->client_key_data,
+		                          .len = c->client_key_data_len,
+		                          .flags = CURL_BLOB_NOCOPY};
 		SET(CURLOPT_SSLKEY_BLOB, &blob);
 		SET(CURLOPT_SSLKEYTYPE, "PEM");
 	}
@@ -864,8 +883,8 @@ static int kube_perform(kube_client *c, const kube_req *rq, kube_resp *rs, long 
 #undef SET
 	if (rc != CURLE_OK) {
 		kube_handle_put(c, h, false);
-		return sigil_err_set(err, SIGIL_E_INTERNAL, "%s: libcurl setup failed: %s", rq->what,
-				     curl_easy_strerror(rc));
+		return sigil_err_set(err, SIGIL_E_INTERNAL, "%s: libcurl setup failed: %s",
+		                     rq->what, curl_easy_strerror(rc));
 	}
 	rc = curl_easy_perform(h);
 	if (rc == CURLE_OK) {
@@ -885,7 +904,7 @@ static int kube_perform(kube_client *c, const kube_req *rq, kube_resp *rs, long 
 		r = kube_curl_error(c, rq, rc, errbuf, timeout_ms, rs, err);
 	}
 	log_debug("kube: %s %s -> %ld (%s)", rq->method, rq->path, rs->status,
-		  rc == CURLE_OK ? "ok" : curl_easy_strerror(rc));
+	          rc == CURLE_OK ? "ok" : curl_easy_strerror(rc));
 	/* A connection whose transfer we cut short cannot be reused. */
 	kube_handle_put(c, h, rc == CURLE_OK);
 	return r;
@@ -968,12 +987,14 @@ static int kube_do(kube_client *c, const kube_req *rq, json_t **ret, sigil_err *
 		r = 0;
 		if (!ret)
 			goto out;
-		obj = json_loadb((const char *)rs.body.p, rs.body.len, JSON_REJECT_DUPLICATES, &jerr);
+		obj =
+		    json_loadb((const char *)rs.body.p, rs.body.len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!obj || !json_is_object(obj)) {
 			json_decref(obj);
 			r = sigil_err_set(err, SIGIL_E_CORRUPT,
-					  "%s: the Kubernetes API answered with something that is not a JSON object (%s)",
-					  rq->what, obj ? "not an object" : jerr.text);
+			                  "%s: the Kubernetes API answered with something that is "
+			                  "not a JSON object (%s)",
+			                  rq->what, obj ? "not an object" : jerr.text);
 			goto out;
 		}
 		*ret = obj;
@@ -1018,7 +1039,7 @@ static int kube_check_selector(const char *what, const char *sel, sigil_err *err
 {
 	if (sel && strnlen(sel, KUBE_MAX_SELECTOR + 1) > KUBE_MAX_SELECTOR)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "%s selector exceeds %d bytes", what,
-				     KUBE_MAX_SELECTOR);
+		                     KUBE_MAX_SELECTOR);
 	return 0;
 }
 
@@ -1029,15 +1050,17 @@ static int kube_encode(const json_t *obj, const char *what, char **ret, size_t *
 	char *s;
 
 	if (!json_is_object(obj))
-		return sigil_err_set(err, SIGIL_E_INVALID, "%s: the object is not a JSON object", what);
+		return sigil_err_set(err, SIGIL_E_INVALID, "%s: the object is not a JSON object",
+		                     what);
 	s = json_dumps(obj, JSON_COMPACT);
 	if (!s)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "%s: cannot encode the object", what);
 	*len = strlen(s);
 	if (*len > KUBE_MAX_REQUEST_BODY) {
 		sigil_freezero(s, *len);
-		return sigil_err_set(err, SIGIL_E_LIMIT, "%s: the object is %zu bytes, the apiserver takes at most %u",
-				     what, *len, KUBE_MAX_REQUEST_BODY);
+		return sigil_err_set(err, SIGIL_E_LIMIT,
+		                     "%s: the object is %zu bytes, the apiserver takes at most %u",
+		                     what, *len, KUBE_MAX_REQUEST_BODY);
 	}
 	*ret = s;
 	return 0;
@@ -1050,7 +1073,7 @@ static void kube_body_free(char **p)
 }
 
 int kube_client_get(kube_client *c, const kube_resource *res, const char *ns, const char *name,
-		    json_t **ret, sigil_err *err)
+                    json_t **ret, sigil_err *err)
 {
 	_cleanup_free_ char *path = NULL;
 	char what[KUBE_MAX_WHAT];
@@ -1062,12 +1085,13 @@ int kube_client_get(kube_client *c, const kube_resource *res, const char *ns, co
 	if (r < 0)
 		return r;
 	kube_what(what, sizeof(what), "get", res, ns, name);
-	return kube_do(c, &(kube_req){.method = "GET", .path = path, .what = what, .idempotent = true},
-		       ret, err);
+	return kube_do(c,
+	               &(kube_req){.method = "GET", .path = path, .what = what, .idempotent = true},
+	               ret, err);
 }
 
 int kube_client_list_page(kube_client *c, const kube_resource *res, const char *ns,
-			  const kube_list_opts *o, const char *cont, json_t **ret, sigil_err *err)
+                          const kube_list_opts *o, const char *cont, json_t **ret, sigil_err *err)
 {
 	_cleanup_free_ char *base = NULL;
 	char what[KUBE_MAX_WHAT], lim[24];
@@ -1102,22 +1126,25 @@ int kube_client_list_page(kube_client *c, const kube_resource *res, const char *
 		sigil_wbuf_free(&b);
 		return sigil_err_set(err, r, "%s: cannot build the request", what);
 	}
-	r = kube_do(c, &(kube_req){.method = "GET", .path = (const char *)b.p, .what = what,
-				   .idempotent = true},
-		    &list, err);
+	r = kube_do(
+	    c,
+	    &(kube_req){
+	        .method = "GET", .path = (const char *)b.p, .what = what, .idempotent = true},
+	    &list, err);
 	sigil_wbuf_free(&b);
 	if (r < 0)
 		return r;
 	if (!json_is_array(json_object_get(list, "items"))) {
 		json_decref(list);
-		return sigil_err_set(err, SIGIL_E_CORRUPT, "%s: the answer is not a List (no items)", what);
+		return sigil_err_set(err, SIGIL_E_CORRUPT,
+		                     "%s: the answer is not a List (no items)", what);
 	}
 	*ret = list;
 	return 0;
 }
 
 static int kube_list_all(kube_client *c, const kube_resource *res, const char *ns,
-			 const kube_list_opts *o, json_t **ret, sigil_err *err)
+                         const kube_list_opts *o, json_t **ret, sigil_err *err)
 {
 	_cleanup_(kube_json_decrefp) json_t *items = json_array();
 	_cleanup_(kube_json_decrefp) json_t *first = NULL;
@@ -1133,15 +1160,15 @@ static int kube_list_all(kube_client *c, const kube_resource *res, const char *n
 		const char *next;
 
 		if (page >= KUBE_MAX_LIST_PAGES)
-			return sigil_err_set(err, SIGIL_E_LIMIT, "list %s: more than %d pages", res->plural,
-					     KUBE_MAX_LIST_PAGES);
+			return sigil_err_set(err, SIGIL_E_LIMIT, "list %s: more than %d pages",
+			                     res->plural, KUBE_MAX_LIST_PAGES);
 		r = kube_client_list_page(c, res, ns, o, cont, &list, err);
 		if (r < 0)
 			return r;
 		if (json_array_size(items) + json_array_size(json_object_get(list, "items")) >
 		    KUBE_MAX_LIST_ITEMS)
 			return sigil_err_set(err, SIGIL_E_LIMIT, "list %s: more than %d objects",
-					     res->plural, KUBE_MAX_LIST_ITEMS);
+			                     res->plural, KUBE_MAX_LIST_ITEMS);
 		if (json_array_extend(items, json_object_get(list, "items")) < 0)
 			return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
 		meta = json_object_get(list, "metadata");
@@ -1158,11 +1185,10 @@ static int kube_list_all(kube_client *c, const kube_resource *res, const char *n
 	}
 	/* The List as if it had come in one piece: the first page's kind
 	 * and resourceVersion (the snapshot every page was served from). */
-	out = json_pack("{s:O?, s:O?, s:{s:O?}, s:O}", "kind", json_object_get(first, "kind"),
-			"apiVersion", json_object_get(first, "apiVersion"), "metadata",
-			"resourceVersion",
-			json_object_get(json_object_get(first, "metadata"), "resourceVersion"), "items",
-			items);
+	out = json_pack(
+	    "{s:O?, s:O?, s:{s:O?}, s:O}", "kind", json_object_get(first, "kind"), "apiVersion",
+	    json_object_get(first, "apiVersion"), "metadata", "resourceVersion",
+	    json_object_get(json_object_get(first, "metadata"), "resourceVersion"), "items", items);
 	if (!out)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
 	*ret = out;
@@ -1170,7 +1196,7 @@ static int kube_list_all(kube_client *c, const kube_resource *res, const char *n
 }
 
 int kube_client_list(kube_client *c, const kube_resource *res, const char *ns,
-		     const kube_list_opts *o, json_t **ret, sigil_err *err)
+                     const kube_list_opts *o, json_t **ret, sigil_err *err)
 {
 	int r = kube_list_all(c, res, ns, o, ret, err);
 
@@ -1183,18 +1209,19 @@ int kube_client_list(kube_client *c, const kube_resource *res, const char *ns,
 
 /* Checks that obj names the same namespace as the call. */
 static int kube_object_ns_check(const kube_resource *res, const char *ns, const json_t *obj,
-				const char *what, sigil_err *err)
+                                const char *what, sigil_err *err)
 {
 	const char *ons = kube_object_namespace(obj);
 
 	if (ons && ons[0] && res->namespaced && (!ns || strcmp(ons, ns) != 0))
 		return sigil_err_set(err, SIGIL_E_INVALID,
-				     "%s: the object's namespace \"%s\" differs from the request's", what, ons);
+		                     "%s: the object's namespace \"%s\" differs from the request's",
+		                     what, ons);
 	return 0;
 }
 
 int kube_client_create(kube_client *c, const kube_resource *res, const char *ns, json_t *obj,
-		       json_t **ret, sigil_err *err)
+                       json_t **ret, sigil_err *err)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_(kube_body_free) char *body = NULL;
@@ -1204,7 +1231,8 @@ int kube_client_create(kube_client *c, const kube_resource *res, const char *ns,
 	int r;
 
 	if (res->namespaced && (!ns || !ns[0]))
-		return sigil_err_set(err, SIGIL_E_INVALID, "create %s: a namespace is needed", res->kind);
+		return sigil_err_set(err, SIGIL_E_INVALID, "create %s: a namespace is needed",
+		                     res->kind);
 	r = kube_resource_path(res, ns, NULL, NULL, &path, err);
 	if (r < 0)
 		return r;
@@ -1212,14 +1240,18 @@ int kube_client_create(kube_client *c, const kube_resource *res, const char *ns,
 	if ((r = kube_object_ns_check(res, ns, obj, what, err)) < 0 ||
 	    (r = kube_encode(obj, what, &body, &len, err)) < 0)
 		return r;
-	return kube_do(c, &(kube_req){.method = "POST", .path = path, .what = what,
-				      .content_type = "application/json", .body = body,
-				      .body_len = len},
-		       ret, err);
+	return kube_do(c,
+	               &(kube_req){.method = "POST",
+	                           .path = path,
+	                           .what = what,
+	                           .content_type = "application/json",
+	                           .body = body,
+	                           .body_len = len},
+	               ret, err);
 }
 
 int kube_client_update(kube_client *c, const kube_resource *res, const char *ns, json_t *obj,
-		       json_t **ret, sigil_err *err)
+                       json_t **ret, sigil_err *err)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_(kube_body_free) char *body = NULL;
@@ -1229,8 +1261,8 @@ int kube_client_update(kube_client *c, const kube_resource *res, const char *ns,
 	int r;
 
 	if (!name)
-		return sigil_err_set(err, SIGIL_E_INVALID, "update %s: the object has no metadata.name",
-				     res->kind);
+		return sigil_err_set(err, SIGIL_E_INVALID,
+		                     "update %s: the object has no metadata.name", res->kind);
 	r = kube_resource_path(res, ns, name, NULL, &path, err);
 	if (r < 0)
 		return r;
@@ -1240,16 +1272,20 @@ int kube_client_update(kube_client *c, const kube_resource *res, const char *ns,
 		return r;
 	/* A PUT with a resourceVersion is safe to repeat: a second copy
 	 * conflicts instead of writing twice. */
-	return kube_do(c, &(kube_req){.method = "PUT", .path = path, .what = what,
-				      .content_type = "application/json", .body = body,
-				      .body_len = len,
-				      .idempotent = kube_object_resource_version(obj) != NULL},
-		       ret, err);
+	return kube_do(c,
+	               &(kube_req){.method = "PUT",
+	                           .path = path,
+	                           .what = what,
+	                           .content_type = "application/json",
+	                           .body = body,
+	                           .body_len = len,
+	                           .idempotent = kube_object_resource_version(obj) != NULL},
+	               ret, err);
 }
 
 int kube_client_update_retry(kube_client *c, const kube_resource *res, const char *ns,
-			     const char *name, unsigned attempts, kube_mutate_fn mutate, void *ctx,
-			     json_t **ret, sigil_err *err)
+                             const char *name, unsigned attempts, kube_mutate_fn mutate, void *ctx,
+                             json_t **ret, sigil_err *err)
 {
 	int r = SIGIL_E_BUSY;
 
@@ -1262,8 +1298,9 @@ int kube_client_update_retry(kube_client *c, const kube_resource *res, const cha
 		if (r < 0)
 			return r;
 		if (!kube_object_resource_version(obj))
-			return sigil_err_set(err, SIGIL_E_CORRUPT, "get %s %s: no metadata.resourceVersion",
-					     res->kind, name);
+			return sigil_err_set(err, SIGIL_E_CORRUPT,
+			                     "get %s %s: no metadata.resourceVersion", res->kind,
+			                     name);
 		r = mutate(obj, ctx, err);
 		if (r < 0)
 			return r;
@@ -1276,7 +1313,7 @@ int kube_client_update_retry(kube_client *c, const kube_resource *res, const cha
 		if (r != SIGIL_E_BUSY)
 			return r;
 		log_debug("kube: update %s %s: conflict, attempt %u of %u", res->kind, name, i + 1,
-			  attempts);
+		          attempts);
 	}
 	{
 		char tail[64];
@@ -1288,7 +1325,7 @@ int kube_client_update_retry(kube_client *c, const kube_resource *res, const cha
 }
 
 int kube_client_patch(kube_client *c, const kube_resource *res, const char *ns, const char *name,
-		      json_t *patch, json_t **ret, sigil_err *err)
+                      json_t *patch, json_t **ret, sigil_err *err)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_(kube_body_free) char *body = NULL;
@@ -1306,14 +1343,19 @@ int kube_client_patch(kube_client *c, const kube_resource *res, const char *ns, 
 	if (r < 0)
 		return r;
 	/* A merge patch sets values; sending it twice has the effect of once. */
-	return kube_do(c, &(kube_req){.method = "PATCH", .path = path, .what = what,
-				      .content_type = "application/merge-patch+json", .body = body,
-				      .body_len = len, .idempotent = true},
-		       ret, err);
+	return kube_do(c,
+	               &(kube_req){.method = "PATCH",
+	                           .path = path,
+	                           .what = what,
+	                           .content_type = "application/merge-patch+json",
+	                           .body = body,
+	                           .body_len = len,
+	                           .idempotent = true},
+	               ret, err);
 }
 
 int kube_client_delete(kube_client *c, const kube_resource *res, const char *ns, const char *name,
-		       const char *precondition_rv, sigil_err *err)
+                       const char *precondition_rv, sigil_err *err)
 {
 	_cleanup_free_ char *path = NULL;
 	_cleanup_(kube_body_free) char *body = NULL;
@@ -1332,17 +1374,22 @@ int kube_client_delete(kube_client *c, const kube_resource *res, const char *ns,
 		if (strlen(precondition_rv) > KUBE_MAX_RESOURCE_VERSION)
 			return sigil_err_set(err, SIGIL_E_INVALID, "%s: bad resourceVersion", what);
 		opts = json_pack("{s:s, s:s, s:{s:s}}", "kind", "DeleteOptions", "apiVersion", "v1",
-				 "preconditions", "resourceVersion", precondition_rv);
+		                 "preconditions", "resourceVersion", precondition_rv);
 		if (!opts)
 			return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
 		r = kube_encode(opts, what, &body, &len, err);
 		if (r < 0)
 			return r;
 	}
-	return kube_do(c, &(kube_req){.method = "DELETE", .path = path, .what = what,
-				      .content_type = body ? "application/json" : NULL,
-				      .body = body, .body_len = len, .idempotent = true},
-		       NULL, err);
+	return kube_do(c,
+	               &(kube_req){.method = "DELETE",
+	                           .path = path,
+	                           .what = what,
+	                           .content_type = body ? "application/json" : NULL,
+	                           .body = body,
+	                           .body_len = len,
+	                           .idempotent = true},
+	               NULL, err);
 }
 
 int kube_client_evict_pod(kube_client *c, const char *ns, const char *name, sigil_err *err)
@@ -1355,13 +1402,14 @@ int kube_client_evict_pod(kube_client *c, const char *ns, const char *name, sigi
 	int r;
 
 	if (!name || !ns || !ns[0])
-		return sigil_err_set(err, SIGIL_E_INVALID, "evict Pod: namespace and name are needed");
+		return sigil_err_set(err, SIGIL_E_INVALID,
+		                     "evict Pod: namespace and name are needed");
 	r = kube_resource_path(&kube_res_pods, ns, name, "eviction", &path, err);
 	if (r < 0)
 		return r;
 	kube_what(what, sizeof(what), "evict", &kube_res_pods, ns, name);
 	ev = json_pack("{s:s, s:s, s:{s:s, s:s}}", "apiVersion", "policy/v1", "kind", "Eviction",
-		       "metadata", "name", name, "namespace", ns);
+	               "metadata", "name", name, "namespace", ns);
 	if (!ev)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
 	r = kube_encode(ev, what, &body, &len, err);
@@ -1369,10 +1417,15 @@ int kube_client_evict_pod(kube_client *c, const char *ns, const char *name, sigi
 		return r;
 	/* Not idempotent: a repeated eviction of a pod that went would be a
 	 * confusing 404. */
-	return kube_do(c, &(kube_req){.method = "POST", .path = path, .what = what,
-				      .content_type = "application/json", .body = body,
-				      .body_len = len, .retry_429_needs_retry_after = true},
-		       NULL, err);
+	return kube_do(c,
+	               &(kube_req){.method = "POST",
+	                           .path = path,
+	                           .what = what,
+	                           .content_type = "application/json",
+	                           .body = body,
+	                           .body_len = len,
+	                           .retry_429_needs_retry_after = true},
+	               NULL, err);
 }
 
 /* Copies a server-given string into a fixed field: printable ASCII
@@ -1383,7 +1436,9 @@ static void kube_copy_field(char *dst, size_t cap, const char *src, bool spaces)
 
 	if (src)
 		for (; src[o] && o + 1 < cap; o++)
-			dst[o] = ((src[o] > 0x20 || (spaces && src[o] == ' ')) && src[o] < 0x7f) ? src[o] : '?';
+			dst[o] = ((src[o] > 0x20 || (spaces && src[o] == ' ')) && src[o] < 0x7f)
+			             ? src[o]
+			             : '?';
 	dst[o] = '\0';
 }
 
@@ -1400,7 +1455,7 @@ static const char *kube_extra(const json_t *user, const char *key)
 }
 
 int kube_client_review_token(kube_client *c, const char *token, const char *const *audiences,
-			     size_t n_audiences, kube_token_identity *ret, sigil_err *err)
+                             size_t n_audiences, kube_token_identity *ret, sigil_err *err)
 {
 	_cleanup_(kube_json_decrefp) json_t *tr = NULL;
 	_cleanup_(kube_json_decrefp) json_t *resp = NULL;
@@ -1417,17 +1472,17 @@ int kube_client_review_token(kube_client *c, const char *token, const char *cons
 		return sigil_err_set(err, SIGIL_E_UNAUTH, "no token to review");
 	if (strlen(token) > KUBE_CONFIG_MAX_TOKEN)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "token to review exceeds %d bytes",
-				     KUBE_CONFIG_MAX_TOKEN);
+		                     KUBE_CONFIG_MAX_TOKEN);
 	if (n_audiences > KUBE_MAX_TOKEN_REVIEW_AUDIENCES)
 		return sigil_err_set(err, SIGIL_E_LIMIT, "more than %d audiences",
-				     KUBE_MAX_TOKEN_REVIEW_AUDIENCES);
+		                     KUBE_MAX_TOKEN_REVIEW_AUDIENCES);
 	auds = json_array();
 	for (size_t i = 0; auds && i < n_audiences; i++)
 		if (json_array_append_new(auds, json_string(audiences[i])) < 0) {
 			return sigil_err_set(err, SIGIL_E_INVALID, "bad audience");
 		}
 	tr = json_pack("{s:s, s:s, s:{s:s, s:O}}", "apiVersion", "authentication.k8s.io/v1", "kind",
-		       "TokenReview", "spec", "token", token, "audiences", auds);
+	               "TokenReview", "spec", "token", token, "audiences", auds);
 	if (!tr)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
 	if (n_audiences == 0)
@@ -1445,10 +1500,15 @@ int kube_client_review_token(kube_client *c, const char *token, const char *cons
 	}
 	if (r < 0)
 		return r;
-	r = kube_do(c, &(kube_req){.method = "POST", .path = path, .what = "create TokenReview",
-				   .content_type = "application/json", .body = body,
-				   .body_len = len, .idempotent = true},
-		    &resp, err);
+	r = kube_do(c,
+	            &(kube_req){.method = "POST",
+	                        .path = path,
+	                        .what = "create TokenReview",
+	                        .content_type = "application/json",
+	                        .body = body,
+	                        .body_len = len,
+	                        .idempotent = true},
+	            &resp, err);
 	if (r < 0)
 		return r;
 	/* The answer echoes spec.token: wipe it too. */
@@ -1466,8 +1526,9 @@ int kube_client_review_token(kube_client *c, const char *token, const char *cons
 
 		emsg = kube_json_str(status, "error", NULL);
 		kube_copy_field(m, sizeof(m), emsg, true);
-		return sigil_err_set(err, SIGIL_E_UNAUTH, "the token was not accepted by the Kubernetes API%s%s",
-				     m[0] ? ": " : "", m);
+		return sigil_err_set(err, SIGIL_E_UNAUTH,
+		                     "the token was not accepted by the Kubernetes API%s%s",
+		                     m[0] ? ": " : "", m);
 	}
 	user = json_object_get(status, "user");
 	uname = kube_json_str(user, "username", NULL);
@@ -1483,7 +1544,8 @@ int kube_client_review_token(kube_client *c, const char *token, const char *cons
 	if (!strncmp(id.username, "system:serviceaccount:", 22)) {
 		const char *nsp = id.username + 22, *colon = strchr(nsp, ':');
 
-		if (colon && (size_t)(colon - nsp) <= KUBE_MAX_NAME && strlen(colon + 1) <= KUBE_MAX_NAME) {
+		if (colon && (size_t)(colon - nsp) <= KUBE_MAX_NAME &&
+		    strlen(colon + 1) <= KUBE_MAX_NAME) {
 			memcpy(id.sa_namespace, nsp, (size_t)(colon - nsp));
 			kube_copy_field(id.sa_name, sizeof(id.sa_name), colon + 1, false);
 		}
@@ -1499,13 +1561,13 @@ struct kube_stream {
 	void *ctx;
 	sigil_err *err;
 	char rv[KUBE_MAX_RESOURCE_VERSION + 1];
-	sigil_wbuf line;      /* an incomplete event line */
-	int cb_result;        /* 1: the callback said stop; < 0: its error */
-	bool gone;            /* ERROR 410 */
-	bool error_event;     /* another ERROR event */
-	bool bad_event;       /* an event we cannot read */
-	bool too_big;         /* an event beyond KUBE_MAX_WATCH_EVENT */
-	kube_status status;   /* of the ERROR event */
+	sigil_wbuf line;    /* an incomplete event line */
+	int cb_result;      /* 1: the callback said stop; < 0: its error */
+	bool gone;          /* ERROR 410 */
+	bool error_event;   /* another ERROR event */
+	bool bad_event;     /* an event we cannot read */
+	bool too_big;       /* an event beyond KUBE_MAX_WATCH_EVENT */
+	kube_status status; /* of the ERROR event */
 	unsigned events;
 };
 
@@ -1617,7 +1679,7 @@ static int kube_watch_sync(kube_watch_run *w, kube_stream *s, int *cb_result, si
 {
 	_cleanup_(kube_json_decrefp) json_t *list = NULL;
 	kube_list_opts lo = {.label_selector = w->o->label_selector,
-			     .field_selector = w->o->field_selector};
+	                     .field_selector = w->o->field_selector};
 	kube_watch_event we;
 	int r;
 
@@ -1626,8 +1688,8 @@ static int kube_watch_sync(kube_watch_run *w, kube_stream *s, int *cb_result, si
 	if (r < 0)
 		return r;
 	if (kube_stream_set_rv(s, list) < 0)
-		return sigil_err_set(list_err, SIGIL_E_CORRUPT, "%s: the List has no resourceVersion",
-				     w->what);
+		return sigil_err_set(list_err, SIGIL_E_CORRUPT,
+		                     "%s: the List has no resourceVersion", w->what);
 	we = (kube_watch_event){.type = KUBE_WATCH_SYNC, .object = list, .resource_version = s->rv};
 	*cb_result = s->fn(&we, s->ctx, s->err);
 	return 0;
@@ -1636,7 +1698,7 @@ static int kube_watch_sync(kube_watch_run *w, kube_stream *s, int *cb_result, si
 /* One WATCH request from s->rv.  Returns 0 when the stream ended in a way
  * the loop handles (see s and rs), or an error with *transient set. */
 static int kube_watch_once(kube_watch_run *w, kube_stream *s, kube_resp *rs, bool *transient,
-			   sigil_err *err)
+                           sigil_err *err)
 {
 	_cleanup_free_ char *base = NULL;
 	char tmo[16];
@@ -1673,16 +1735,17 @@ static int kube_watch_once(kube_watch_run *w, kube_stream *s, kube_resp *rs, boo
 	s->line.len = 0;
 	s->line.failed = 0;
 	timeout_ms = (long)w->timeout_s * 1000 + KUBE_WATCH_SLACK_MS;
-	r = kube_perform(w->c,
-			 &(kube_req){.method = "GET", .path = (const char *)b.p, .what = w->what,
-				     .idempotent = true},
-			 rs, timeout_ms, transient, err);
+	r = kube_perform(
+	    w->c,
+	    &(kube_req){
+	        .method = "GET", .path = (const char *)b.p, .what = w->what, .idempotent = true},
+	    rs, timeout_ms, transient, err);
 	sigil_wbuf_free(&b);
 	return r;
 }
 
 int kube_client_watch(kube_client *c, const kube_resource *res, const char *ns,
-		      const kube_watch_opts *o, kube_watch_fn fn, void *ctx, sigil_err *err)
+                      const kube_watch_opts *o, kube_watch_fn fn, void *ctx, sigil_err *err)
 {
 	kube_watch_run w = {.c = c, .res = res, .ns = ns, .o = o};
 	kube_stream s = {.fn = fn, .ctx = ctx, .err = err};
@@ -1703,11 +1766,13 @@ int kube_client_watch(kube_client *c, const kube_resource *res, const char *ns,
 	w.timeout_s = o->timeout_seconds ? o->timeout_seconds : KUBE_WATCH_DEFAULT_TIMEOUT_S;
 	if (w.timeout_s > KUBE_WATCH_MAX_TIMEOUT_S)
 		w.timeout_s = KUBE_WATCH_MAX_TIMEOUT_S;
-	w.deadline_ns = o->max_duration_ms > 0 ? sigil_mono_ns() + o->max_duration_ms * 1000000LL : 0;
+	w.deadline_ns =
+	    o->max_duration_ms > 0 ? sigil_mono_ns() + o->max_duration_ms * 1000000LL : 0;
 	need_list = !o->resource_version || !o->resource_version[0];
 	if (!need_list) {
 		if (strlen(o->resource_version) > KUBE_MAX_RESOURCE_VERSION)
-			return sigil_err_set(err, SIGIL_E_INVALID, "watch: resourceVersion too long");
+			return sigil_err_set(err, SIGIL_E_INVALID,
+			                     "watch: resourceVersion too long");
 		memcpy(s.rv, o->resource_version, strlen(o->resource_version) + 1);
 	}
 	sigil_wbuf_init(&s.line, KUBE_MAX_WATCH_EVENT, false);
@@ -1716,13 +1781,14 @@ int kube_client_watch(kube_client *c, const kube_resource *res, const char *ns,
 	rs.deadline_ns = w.deadline_ns;
 
 	for (;;) {
-		bool transient = false;
+		bool transient = false, listed = false;
 		int64_t started;
 
 		if (kube_should_stop(o->stop, w.deadline_ns)) {
 			r = 0;
 			break;
 		}
+		s.events = 0;
 		if (need_list) {
 			int cb = 0;
 
@@ -1740,9 +1806,8 @@ int kube_client_watch(kube_client *c, const kube_resource *res, const char *ns,
 				goto retry;
 			}
 			need_list = false;
-			failures = 0;
+			listed = true;
 		}
-		s.events = 0;
 		s.gone = s.error_event = s.bad_event = s.too_big = false;
 		s.cb_result = 0;
 		started = sigil_mono_ns();
@@ -1764,8 +1829,8 @@ int kube_client_watch(kube_client *c, const kube_resource *res, const char *ns,
 			break;
 		}
 		if (s.too_big) {
-			r = sigil_err_set(err, SIGIL_E_LIMIT, "%s: an event exceeds %u bytes", w.what,
-					  KUBE_MAX_WATCH_EVENT);
+			r = sigil_err_set(err, SIGIL_E_LIMIT, "%s: an event exceeds %u bytes",
+			                  w.what, KUBE_MAX_WATCH_EVENT);
 			break;
 		}
 		if (rs.status != 200) {
@@ -1775,7 +1840,10 @@ int kube_client_watch(kube_client *c, const kube_resource *res, const char *ns,
 			r = kube_status_to_err(&st, w.what, &last);
 			if (rs.status == 410) {
 				need_list = true;
-				continue;
+				s.rv[0] = '\0';
+				if (!listed)
+					continue;
+				goto retry;
 			}
 			if (rs.status == 401 && c->token_file && !reauthed) {
 				bool changed = false;
@@ -1806,11 +1874,16 @@ int kube_client_watch(kube_client *c, const kube_resource *res, const char *ns,
 		reauthed = false;
 		if (s.gone) {
 			/* The version we would resume from was compacted:
-			 * start over with a fresh LIST (informer relist). */
+			 * start over with a fresh LIST (informer relist).  Gone
+			 * right after a LIST means the server is confused: back
+			 * off rather than spin. */
 			log_debug("kube: %s: resourceVersion %s is gone, relisting", w.what, s.rv);
 			s.rv[0] = '\0';
 			need_list = true;
-			continue;
+			if (!listed || s.events > 0)
+				continue;
+			kube_status_to_err(&s.status, w.what, &last);
+			goto retry;
 		}
 		if (s.error_event) {
 			r = kube_status_to_err(&s.status, w.what, &last);
@@ -1827,12 +1900,13 @@ int kube_client_watch(kube_client *c, const kube_resource *res, const char *ns,
 		}
 		/* The stream ended normally (timeoutSeconds, apiserver
 		 * restart): resume from where we got to. */
-		if (s.events > 0 || sigil_mono_ns() - started >= KUBE_WATCH_MIN_HEALTHY_MS * 1000000LL) {
+		if (s.events > 0 ||
+		    sigil_mono_ns() - started >= KUBE_WATCH_MIN_HEALTHY_MS * 1000000LL) {
 			failures = 0;
 			continue;
 		}
 		sigil_err_set(&last, SIGIL_E_UNAVAIL, "%s: the stream ended at once", w.what);
-retry:
+	retry:
 		if (s.events > 0)
 			failures = 0;
 		failures++;
@@ -1841,9 +1915,9 @@ retry:
 		log_debug("kube: %s: %s; retry %u", w.what, last.msg, failures);
 		kube_sleep_interruptible(kube_backoff_ms(c, failures - 1), o->stop, w.deadline_ns);
 		continue;
-give_up:
+	give_up:
 		r = sigil_err_set(err, last.code ? last.code : SIGIL_E_UNAVAIL,
-				  "%s (giving up after %u failed attempts)", last.msg, failures);
+		                  "%s (giving up after %u failed attempts)", last.msg, failures);
 		break;
 	}
 	if (o->last_rv)

@@ -12,8 +12,9 @@
  * - is bounded by a timeout and a response size limit;
  * - is retried after 429 and 500/502/503/504 and refused connections, up
  *   to max_retries times, waiting Retry-After when the server gives one
- *   and an exponential backoff with jitter otherwise (eviction 429s are
- *   answers, not overload, and are not retried);
+ *   and an exponential backoff with jitter otherwise (an eviction's 429
+ *   without Retry-After is a PodDisruptionBudget's answer, not overload,
+ *   and is not retried);
  * - turns a metav1.Status into an error naming the object (kube/status.h).
  *
  * Objects are jansson values; results are new references the caller
@@ -32,17 +33,17 @@
 #include "util/mem.h"
 
 /* Defaults and hard limits. */
-#define KUBE_DEFAULT_MAX_RESPONSE (16u * 1024 * 1024)
-#define KUBE_MAX_REQUEST_BODY (3u * 1024 * 1024) /* the apiserver's own limit */
-#define KUBE_MAX_WATCH_EVENT (4u * 1024 * 1024)  /* one watch event line */
-#define KUBE_MAX_LIST_PAGES 10000
-#define KUBE_MAX_LIST_ITEMS 200000
-#define KUBE_MAX_NAME 253
-#define KUBE_MAX_SELECTOR 4096
-#define KUBE_MAX_PATH 8192
-#define KUBE_MAX_RESOURCE_VERSION 64
-#define KUBE_DEFAULT_PAGE_SIZE 500
-#define KUBE_MAX_RETRIES 20
+#define KUBE_DEFAULT_MAX_RESPONSE       (16u * 1024 * 1024)
+#define KUBE_MAX_REQUEST_BODY           (3u * 1024 * 1024) /* the apiserver's own limit */
+#define KUBE_MAX_WATCH_EVENT            (4u * 1024 * 1024) /* one watch event line */
+#define KUBE_MAX_LIST_PAGES             10000
+#define KUBE_MAX_LIST_ITEMS             200000
+#define KUBE_MAX_NAME                   253
+#define KUBE_MAX_SELECTOR               4096
+#define KUBE_MAX_PATH                   8192
+#define KUBE_MAX_RESOURCE_VERSION       64
+#define KUBE_DEFAULT_PAGE_SIZE          500
+#define KUBE_MAX_RETRIES                20
 #define KUBE_MAX_TOKEN_REVIEW_AUDIENCES 16
 
 /* A REST resource: where its objects live and what they are called. */
@@ -75,16 +76,16 @@ extern const kube_resource kube_res_stackable_truststores;   /* secrets.stackabl
 const kube_resource *kube_resource_find(const char *name);
 
 typedef struct kube_client_opts {
-	double qps;               /* sustained requests per second; 0: no limit */
-	unsigned burst;           /* bucket size (>= 1 when qps > 0) */
-	long timeout_ms;          /* whole request, watches excepted */
+	double qps;      /* sustained requests per second; 0: no limit */
+	unsigned burst;  /* bucket size (>= 1 when qps > 0) */
+	long timeout_ms; /* whole request, watches excepted */
 	long connect_timeout_ms;
-	size_t max_response;      /* bytes of one response body */
-	unsigned max_retries;     /* after 429 / 5xx / refused connection */
-	long backoff_base_ms;     /* first wait without Retry-After; doubles */
+	size_t max_response;  /* bytes of one response body */
+	unsigned max_retries; /* after 429 / 5xx / refused connection */
+	long backoff_base_ms; /* first wait without Retry-After; doubles */
 	long backoff_max_ms;
-	long retry_after_max_ms;  /* a server's Retry-After is capped to this */
-	const char *user_agent;   /* copied */
+	long retry_after_max_ms; /* a server's Retry-After is capped to this */
+	const char *user_agent;  /* copied */
 } kube_client_opts;
 
 /* Defaults: qps 20, burst 30 (more than client-go's 5/10: sigil-csi
@@ -98,7 +99,7 @@ typedef struct kube_client kube_client;
 /* Copies what it needs from cfg.  https:// servers only (http:// to a
  * loopback address for tests).  opts NULL: defaults. */
 int kube_client_new(const kube_config *cfg, const kube_client_opts *opts, kube_client **ret,
-		    sigil_err *err) SIGIL_WUR;
+                    sigil_err *err) SIGIL_WUR;
 void kube_client_free(kube_client *c);
 SIGIL_DEFINE_CLEANUP(kube_client, kube_client_free)
 
@@ -110,7 +111,7 @@ const char *kube_client_namespace(const kube_client *c);
  * ones.  Names are checked before they go into a URL. */
 
 int kube_client_get(kube_client *c, const kube_resource *res, const char *ns, const char *name,
-		    json_t **ret, sigil_err *err) SIGIL_WUR;
+                    json_t **ret, sigil_err *err) SIGIL_WUR;
 
 typedef struct kube_list_opts {
 	const char *label_selector; /* "app=web,tier!=db"; NULL: none */
@@ -122,26 +123,26 @@ typedef struct kube_list_opts {
  * metadata.continue (NULL for the first page).  An expired continue token
  * is KUBE_E_GONE. */
 int kube_client_list_page(kube_client *c, const kube_resource *res, const char *ns,
-			  const kube_list_opts *o, const char *cont, json_t **ret,
-			  sigil_err *err) SIGIL_WUR;
+                          const kube_list_opts *o, const char *cont, json_t **ret,
+                          sigil_err *err) SIGIL_WUR;
 
 /* Every page, following metadata.continue: a List {kind, apiVersion,
  * metadata: {resourceVersion of the first page}, items: [all]}.  If a
  * continue token expires mid-way the list restarts once from the top.
  * opts may be NULL. */
 int kube_client_list(kube_client *c, const kube_resource *res, const char *ns,
-		     const kube_list_opts *o, json_t **ret, sigil_err *err) SIGIL_WUR;
+                     const kube_list_opts *o, json_t **ret, sigil_err *err) SIGIL_WUR;
 
 /* POST: obj is sent as is; ret (may be NULL) gets what the server stored.
  * An existing object is SIGIL_E_EXISTS. */
 int kube_client_create(kube_client *c, const kube_resource *res, const char *ns, json_t *obj,
-		       json_t **ret, sigil_err *err) SIGIL_WUR;
+                       json_t **ret, sigil_err *err) SIGIL_WUR;
 
 /* PUT to metadata.name of obj.  With metadata.resourceVersion set (as it
  * is on anything read from the server) the write only happens if nobody
  * wrote since: otherwise SIGIL_E_BUSY (409 Conflict). */
 int kube_client_update(kube_client *c, const kube_resource *res, const char *ns, json_t *obj,
-		       json_t **ret, sigil_err *err) SIGIL_WUR;
+                       json_t **ret, sigil_err *err) SIGIL_WUR;
 
 /* Read-modify-write with conflict handling (client-go RetryOnConflict):
  * GET, mutate(obj), PUT; on 409 Conflict start again, up to attempts
@@ -150,36 +151,38 @@ int kube_client_update(kube_client *c, const kube_resource *res, const char *ns,
  * that error.  ret may be NULL. */
 typedef int (*kube_mutate_fn)(json_t *obj, void *ctx, sigil_err *err);
 int kube_client_update_retry(kube_client *c, const kube_resource *res, const char *ns,
-			     const char *name, unsigned attempts, kube_mutate_fn mutate, void *ctx,
-			     json_t **ret, sigil_err *err) SIGIL_WUR;
+                             const char *name, unsigned attempts, kube_mutate_fn mutate, void *ctx,
+                             json_t **ret, sigil_err *err) SIGIL_WUR;
 
 /* PATCH with a JSON merge patch (RFC 7386, application/merge-patch+json):
  * {"metadata":{"annotations":{"k":"v"}}} sets one annotation, null
  * removes a key.  A metadata.resourceVersion in the patch makes it
  * conditional (SIGIL_E_BUSY when stale). */
 int kube_client_patch(kube_client *c, const kube_resource *res, const char *ns, const char *name,
-		      json_t *patch, json_t **ret, sigil_err *err) SIGIL_WUR;
+                      json_t *patch, json_t **ret, sigil_err *err) SIGIL_WUR;
 
 /* DELETE.  precondition_rv (may be NULL) makes it conditional
  * (SIGIL_E_BUSY when the object changed).  A missing object is
  * SIGIL_E_NOTFOUND; callers that want idempotence ignore it. */
 int kube_client_delete(kube_client *c, const kube_resource *res, const char *ns, const char *name,
-		       const char *precondition_rv, sigil_err *err) SIGIL_WUR;
+                       const char *precondition_rv, sigil_err *err) SIGIL_WUR;
 
 /* POST pods/NAME/eviction (policy/v1).  The apiserver answers 429 when a
  * PodDisruptionBudget does not allow the disruption now: that is
  * SIGIL_E_UNAVAIL at once (no retries here; the caller retries later) with
- * the budget's message.  A missing pod is SIGIL_E_NOTFOUND. */
+ * the budget's message.  A 429 that carries Retry-After (apiserver
+ * overload) is retried like any request.  A missing pod is
+ * SIGIL_E_NOTFOUND. */
 int kube_client_evict_pod(kube_client *c, const char *ns, const char *name,
-			  sigil_err *err) SIGIL_WUR;
+                          sigil_err *err) SIGIL_WUR;
 
 #define KUBE_TOKEN_MAX_USER 512
 typedef struct kube_token_identity {
 	char username[KUBE_TOKEN_MAX_USER]; /* "system:serviceaccount:NS:SA" */
 	char uid[128];
-	char sa_namespace[KUBE_MAX_NAME + 1];    /* for service account users, else "" */
+	char sa_namespace[KUBE_MAX_NAME + 1]; /* for service account users, else "" */
 	char sa_name[KUBE_MAX_NAME + 1];
-	char pod_name[KUBE_MAX_NAME + 1];        /* user.extra authentication.kubernetes.io/... */
+	char pod_name[KUBE_MAX_NAME + 1]; /* user.extra authentication.kubernetes.io/... */
 	char pod_uid[128];
 	char node_name[KUBE_MAX_NAME + 1];
 } kube_token_identity;
@@ -189,15 +192,16 @@ typedef struct kube_token_identity {
  * server's reason when not.  A bound service account token carries the
  * pod it was issued for. */
 int kube_client_review_token(kube_client *c, const char *token, const char *const *audiences,
-			     size_t n_audiences, kube_token_identity *ret, sigil_err *err) SIGIL_WUR;
+                             size_t n_audiences, kube_token_identity *ret,
+                             sigil_err *err) SIGIL_WUR;
 
 /* ---- WATCH ------------------------------------------------------------------ */
 
 typedef enum kube_watch_type {
-	KUBE_WATCH_SYNC,     /* object is a List of every object: forget what you knew */
+	KUBE_WATCH_SYNC, /* object is a List of every object: forget what you knew */
 	KUBE_WATCH_ADDED,
 	KUBE_WATCH_MODIFIED,
-	KUBE_WATCH_DELETED,  /* object is its last state */
+	KUBE_WATCH_DELETED, /* object is its last state */
 } kube_watch_type;
 
 typedef struct kube_watch_event {
@@ -216,11 +220,11 @@ typedef struct kube_watch_opts {
 	/* Resume after this resourceVersion.  NULL or "": LIST first and
 	 * deliver it as a SYNC event, then watch from the List's version. */
 	const char *resource_version;
-	unsigned timeout_seconds;     /* per WATCH request (server side); 0: 300 */
-	long max_duration_ms;         /* return 0 after this long; 0: never */
-	const atomic_int *stop;       /* non-zero stops within about a second */
-	char *last_rv;                /* if set, receives the last resourceVersion seen */
-	size_t last_rv_size;          /* its size (>= KUBE_MAX_RESOURCE_VERSION + 1) */
+	unsigned timeout_seconds; /* per WATCH request (server side); 0: 300 */
+	long max_duration_ms;     /* return 0 after this long; 0: never */
+	const atomic_int *stop;   /* non-zero stops within about a second */
+	char *last_rv;            /* if set, receives the last resourceVersion seen */
+	size_t last_rv_size;      /* its size (>= KUBE_MAX_RESOURCE_VERSION + 1) */
 } kube_watch_opts;
 
 /* Streams changes until the callback, stop or max_duration ends it.  A
@@ -231,7 +235,8 @@ typedef struct kube_watch_opts {
  * row without an event in between, or a 401/403/404, end the watch with
  * that error. */
 int kube_client_watch(kube_client *c, const kube_resource *res, const char *ns,
-		      const kube_watch_opts *o, kube_watch_fn fn, void *ctx, sigil_err *err) SIGIL_WUR;
+                      const kube_watch_opts *o, kube_watch_fn fn, void *ctx,
+                      sigil_err *err) SIGIL_WUR;
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -245,7 +250,7 @@ bool kube_name_ok(const char *name);
  * "/apis/secrets.sigil.dev/v1alpha1/secretclasses".  name and subresource
  * may be NULL.  Malloc'ed. */
 int kube_resource_path(const kube_resource *res, const char *ns, const char *name,
-		       const char *subresource, char **ret, sigil_err *err) SIGIL_WUR;
+                       const char *subresource, char **ret, sigil_err *err) SIGIL_WUR;
 
 /* metadata.name / namespace / resourceVersion of an object, or NULL. */
 const char *kube_object_name(const json_t *obj);

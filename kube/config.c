@@ -42,8 +42,8 @@ typedef struct kc_node {
 	uint32_t line;
 	uint32_t first; /* first child; a mapping's children alternate key, value */
 	uint32_t last;
-	uint32_t next;  /* next sibling */
-	char *value;    /* scalars */
+	uint32_t next; /* next sibling */
+	char *value;   /* scalars */
 	size_t len;
 } kc_node;
 
@@ -119,20 +119,23 @@ static int kc_yaml_error(const kc_parse *p)
 	const char *hint = "";
 
 	switch (y->error) {
-	case YAML_MEMORY_ERROR: return sigil_err_set(p->err, SIGIL_E_NOMEM, "out of memory parsing kubeconfig");
+	case YAML_MEMORY_ERROR:
+		return sigil_err_set(p->err, SIGIL_E_NOMEM, "out of memory parsing kubeconfig");
 	case YAML_READER_ERROR:
 		return sigil_err_set(p->err, SIGIL_E_INVALID,
-				     "kubeconfig: invalid YAML text at byte %zu: %s", y->problem_offset,
-				     problem);
+		                     "kubeconfig: invalid YAML text at byte %zu: %s",
+		                     y->problem_offset, problem);
 	case YAML_SCANNER_ERROR:
 	case YAML_PARSER_ERROR:
 		if (y->problem_mark.index < p->len && p->text[y->problem_mark.index] == '\t')
 			hint = " (tabs cannot indent YAML; use spaces)";
 		return sigil_err_set(p->err, SIGIL_E_INVALID,
-				     "kubeconfig line %zu, column %zu: YAML syntax error: %s%s",
-				     y->problem_mark.line + 1, y->problem_mark.column + 1, problem,
-				     hint);
-	default: return sigil_err_set(p->err, SIGIL_E_INVALID, "kubeconfig: YAML error: %s", problem);
+		                     "kubeconfig line %zu, column %zu: YAML syntax error: %s%s",
+		                     y->problem_mark.line + 1, y->problem_mark.column + 1, problem,
+		                     hint);
+	default:
+		return sigil_err_set(p->err, SIGIL_E_INVALID, "kubeconfig: YAML error: %s",
+		                     problem);
 	}
 }
 
@@ -159,32 +162,33 @@ static int kc_node_event(kc_parse *p, const yaml_event_t *ev, kc_kind kind)
 		break;
 	default:
 		return sigil_err_set(p->err, SIGIL_E_INTERNAL, "unexpected YAML event %d",
-				     (int)ev->type);
+		                     (int)ev->type);
 	}
 	/* Aliases let a few bytes expand without bound (billion laughs);
 	 * kubeconfigs written by kubectl and cloud CLIs use neither them nor
 	 * tags. */
 	if (anchor)
 		return sigil_err_set(p->err, SIGIL_E_INVALID,
-				     "kubeconfig line %u: YAML anchors and aliases are not allowed", line);
+		                     "kubeconfig line %u: YAML anchors and aliases are not allowed",
+		                     line);
 	if (tag)
 		return sigil_err_set(p->err, SIGIL_E_INVALID,
-				     "kubeconfig line %u: YAML tags are not allowed", line);
+		                     "kubeconfig line %u: YAML tags are not allowed", line);
 	if (p->docs > 1)
 		return sigil_err_set(p->err, SIGIL_E_INVALID,
-				     "kubeconfig line %u: more than one YAML document", line);
+		                     "kubeconfig line %u: more than one YAML document", line);
 	if (kind != KC_SCALAR && p->depth >= KUBE_CONFIG_MAX_DEPTH)
 		return sigil_err_set(p->err, SIGIL_E_LIMIT,
-				     "kubeconfig line %u: nested more than %d levels deep", line,
-				     KUBE_CONFIG_MAX_DEPTH);
+		                     "kubeconfig line %u: nested more than %d levels deep", line,
+		                     KUBE_CONFIG_MAX_DEPTH);
 	if (kind == KC_SCALAR && ev->data.scalar.length > KUBE_CONFIG_MAX_SCALAR)
 		return sigil_err_set(p->err, SIGIL_E_LIMIT,
-				     "kubeconfig line %u: a value is longer than %d bytes", line,
-				     KUBE_CONFIG_MAX_SCALAR);
+		                     "kubeconfig line %u: a value is longer than %d bytes", line,
+		                     KUBE_CONFIG_MAX_SCALAR);
 	r = kc_tree_add(&p->tree, kind, line, parent, &idx);
 	if (r == SIGIL_E_LIMIT)
 		return sigil_err_set(p->err, r, "kubeconfig line %u: more than %d YAML nodes", line,
-				     KUBE_CONFIG_MAX_NODES);
+		                     KUBE_CONFIG_MAX_NODES);
 	if (r < 0)
 		return sigil_err_set(p->err, r, "out of memory parsing kubeconfig");
 	if (kind == KC_SCALAR) {
@@ -195,10 +199,12 @@ static int kc_node_event(kc_parse *p, const yaml_event_t *ev, kc_kind kind)
 		/* A "\0" escape would cut a C string short. */
 		if (memchr(v, '\0', len))
 			return sigil_err_set(p->err, SIGIL_E_INVALID,
-					     "kubeconfig line %u: NUL characters are not allowed", line);
+			                     "kubeconfig line %u: NUL characters are not allowed",
+			                     line);
 		n->value = sigil_strndup(v, len);
 		if (!n->value)
-			return sigil_err_set(p->err, SIGIL_E_NOMEM, "out of memory parsing kubeconfig");
+			return sigil_err_set(p->err, SIGIL_E_NOMEM,
+			                     "out of memory parsing kubeconfig");
 		n->len = len;
 		n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
 	} else {
@@ -215,9 +221,10 @@ static int kc_event(kc_parse *p, const yaml_event_t *ev)
 		p->depth = 0;
 		return 0;
 	case YAML_ALIAS_EVENT:
-		return sigil_err_set(p->err, SIGIL_E_INVALID,
-				     "kubeconfig line %zu: YAML anchors and aliases are not allowed",
-				     ev->start_mark.line + 1);
+		return sigil_err_set(
+		    p->err, SIGIL_E_INVALID,
+		    "kubeconfig line %zu: YAML anchors and aliases are not allowed",
+		    ev->start_mark.line + 1);
 	case YAML_SCALAR_EVENT: return kc_node_event(p, ev, KC_SCALAR);
 	case YAML_SEQUENCE_START_EVENT: return kc_node_event(p, ev, KC_SEQ);
 	case YAML_MAPPING_START_EVENT: return kc_node_event(p, ev, KC_MAP);
@@ -281,8 +288,8 @@ static const kc_node *kc_at(const kc_ctx *c, uint32_t i)
 static bool kc_is_null(const kc_node *n)
 {
 	return !n || (n->kind == KC_SCALAR && n->plain &&
-		      (n->len == 0 || !strcmp(n->value, "null") || !strcmp(n->value, "~") ||
-		       !strcmp(n->value, "Null") || !strcmp(n->value, "NULL")));
+	              (n->len == 0 || !strcmp(n->value, "null") || !strcmp(n->value, "~") ||
+	               !strcmp(n->value, "Null") || !strcmp(n->value, "NULL")));
 }
 
 /* Quotes at most KC_MAX_SHOW printable characters of s. */
@@ -303,7 +310,7 @@ static const char *kc_show(const char *s, char *buf, size_t cap)
 /* Finds key in a mapping; duplicate keys are an error (YAML 1.2 forbids
  * them, and which one wins differs between parsers). */
 static int kc_field(const kc_ctx *c, const kc_node *map, const char *where, const char *key,
-		    const kc_node **ret)
+                    const kc_node **ret)
 {
 	const kc_node *found = NULL;
 
@@ -318,8 +325,8 @@ static int kc_field(const kc_ctx *c, const kc_node *map, const char *where, cons
 		if (k->kind == KC_SCALAR && !strcmp(k->value, key)) {
 			if (found)
 				return sigil_err_set(c->err, SIGIL_E_INVALID,
-						     "kubeconfig line %u: %s%s%s is given twice", k->line,
-						     where, where[0] ? "." : "", key);
+				                     "kubeconfig line %u: %s%s%s is given twice",
+				                     k->line, where, where[0] ? "." : "", key);
 			found = v;
 		}
 		k = kc_at(c, v->next);
@@ -331,14 +338,14 @@ static int kc_field(const kc_ctx *c, const kc_node *map, const char *where, cons
 static int kc_want_map(const kc_ctx *c, const kc_node *n, const char *what)
 {
 	if (n && n->kind != KC_MAP)
-		return sigil_err_set(c->err, SIGIL_E_INVALID, "kubeconfig line %u: %s must be a mapping",
-				     n->line, what);
+		return sigil_err_set(c->err, SIGIL_E_INVALID,
+		                     "kubeconfig line %u: %s must be a mapping", n->line, what);
 	return 0;
 }
 
 /* A string field: *ret points into the tree, NULL when unset. */
 static int kc_str(const kc_ctx *c, const kc_node *map, const char *where, const char *key,
-		  const char **ret)
+                  const char **ret)
 {
 	const kc_node *n;
 	int r = kc_field(c, map, where, key, &n);
@@ -349,14 +356,15 @@ static int kc_str(const kc_ctx *c, const kc_node *map, const char *where, const 
 	if (!n)
 		return 0;
 	if (n->kind != KC_SCALAR)
-		return sigil_err_set(c->err, SIGIL_E_INVALID, "kubeconfig line %u: %s.%s must be a string",
-				     n->line, where, key);
+		return sigil_err_set(c->err, SIGIL_E_INVALID,
+		                     "kubeconfig line %u: %s.%s must be a string", n->line, where,
+		                     key);
 	*ret = n->value;
 	return 0;
 }
 
 static int kc_bool(const kc_ctx *c, const kc_node *map, const char *where, const char *key,
-		   bool *ret)
+                   bool *ret)
 {
 	const kc_node *n;
 	int r = kc_field(c, map, where, key, &n);
@@ -366,20 +374,21 @@ static int kc_bool(const kc_ctx *c, const kc_node *map, const char *where, const
 	*ret = false;
 	if (!n)
 		return 0;
-	if (n->kind == KC_SCALAR && n->plain && (!strcmp(n->value, "true") || !strcmp(n->value, "True")))
+	if (n->kind == KC_SCALAR && n->plain &&
+	    (!strcmp(n->value, "true") || !strcmp(n->value, "True")))
 		*ret = true;
 	else if (!(n->kind == KC_SCALAR && n->plain &&
-		   (!strcmp(n->value, "false") || !strcmp(n->value, "False"))))
+	           (!strcmp(n->value, "false") || !strcmp(n->value, "False"))))
 		return sigil_err_set(c->err, SIGIL_E_INVALID,
-				     "kubeconfig line %u: %s.%s must be true or false", n->line, where,
-				     key);
+		                     "kubeconfig line %u: %s.%s must be true or false", n->line,
+		                     where, key);
 	return 0;
 }
 
 /* Finds the entry called name in a clusters/users/contexts list and hands
  * out its body (the "cluster"/"user"/"context" mapping). */
 static int kc_find_entry(const kc_ctx *c, const kc_node *root, const char *list, const char *body,
-			 const char *name, const kc_node **ret)
+                         const char *name, const kc_node **ret)
 {
 	const kc_node *seq, *found = NULL;
 	char q[KC_MAX_SHOW + 4];
@@ -390,18 +399,18 @@ static int kc_find_entry(const kc_ctx *c, const kc_node *root, const char *list,
 	if (r < 0)
 		return r;
 	if (seq && seq->kind != KC_SEQ)
-		return sigil_err_set(c->err, SIGIL_E_INVALID, "kubeconfig line %u: %s must be a list",
-				     seq->line, list);
+		return sigil_err_set(c->err, SIGIL_E_INVALID,
+		                     "kubeconfig line %u: %s must be a list", seq->line, list);
 	for (const kc_node *e = seq ? kc_at(c, seq->first) : NULL; e; e = kc_at(c, e->next)) {
 		const char *n;
 
 		if (++count > KC_MAX_ENTRIES)
 			return sigil_err_set(c->err, SIGIL_E_LIMIT, "kubeconfig: more than %d %s",
-					     KC_MAX_ENTRIES, list);
+			                     KC_MAX_ENTRIES, list);
 		if (e->kind != KC_MAP)
 			return sigil_err_set(c->err, SIGIL_E_INVALID,
-					     "kubeconfig line %u: each of %s must be a mapping", e->line,
-					     list);
+			                     "kubeconfig line %u: each of %s must be a mapping",
+			                     e->line, list);
 		r = kc_str(c, e, list, "name", &n);
 		if (r < 0)
 			return r;
@@ -409,22 +418,23 @@ static int kc_find_entry(const kc_ctx *c, const kc_node *root, const char *list,
 			continue;
 		if (found)
 			return sigil_err_set(c->err, SIGIL_E_INVALID,
-					     "kubeconfig line %u: %s has two entries named \"%s\"", e->line,
-					     list, kc_show(name, q, sizeof(q)));
+			                     "kubeconfig line %u: %s has two entries named \"%s\"",
+			                     e->line, list, kc_show(name, q, sizeof(q)));
 		r = kc_field(c, e, list, body, &found);
 		if (r < 0)
 			return r;
 		if (!found)
 			return sigil_err_set(c->err, SIGIL_E_INVALID,
-					     "kubeconfig line %u: %s entry \"%s\" has no %s", e->line, list,
-					     kc_show(name, q, sizeof(q)), body);
+			                     "kubeconfig line %u: %s entry \"%s\" has no %s",
+			                     e->line, list, kc_show(name, q, sizeof(q)), body);
 		r = kc_want_map(c, found, body);
 		if (r < 0)
 			return r;
 	}
 	if (!found)
-		return sigil_err_set(c->err, SIGIL_E_NOTFOUND, "kubeconfig: no %s entry named \"%s\"",
-				     list, kc_show(name, q, sizeof(q)));
+		return sigil_err_set(c->err, SIGIL_E_NOTFOUND,
+		                     "kubeconfig: no %s entry named \"%s\"", list,
+		                     kc_show(name, q, sizeof(q)));
 	*ret = found;
 	return 0;
 }
@@ -499,7 +509,7 @@ bad:
 
 /* name-data: base64 of PEM. */
 static int kc_data(const kc_ctx *c, const kc_node *map, const char *where, const char *key,
-		   bool secret, uint8_t **ret, size_t *ret_len)
+                   bool secret, uint8_t **ret, size_t *ret_len)
 {
 	const char *v;
 	uint8_t *out;
@@ -512,15 +522,16 @@ static int kc_data(const kc_ctx *c, const kc_node *map, const char *where, const
 	if (r == SIGIL_E_NOMEM)
 		return sigil_err_set(c->err, r, "out of memory");
 	if (r < 0)
-		return sigil_err_set(c->err, r, "kubeconfig: %s.%s is not valid base64", where, key);
+		return sigil_err_set(c->err, r, "kubeconfig: %s.%s is not valid base64", where,
+		                     key);
 	if (n < 11 || !memmem(out, n, "-----BEGIN ", 11)) {
 		if (secret)
 			sigil_freezero(out, n + 1);
 		else
 			free(out);
 		return sigil_err_set(c->err, SIGIL_E_INVALID,
-				     "kubeconfig: %s.%s does not hold PEM data (-----BEGIN ...)", where,
-				     key);
+		                     "kubeconfig: %s.%s does not hold PEM data (-----BEGIN ...)",
+		                     where, key);
 	}
 	*ret = out;
 	*ret_len = n;
@@ -529,7 +540,7 @@ static int kc_data(const kc_ctx *c, const kc_node *map, const char *where, const
 
 /* A file name from the kubeconfig, made absolute against base_dir. */
 static int kc_path(const kc_ctx *c, const kc_node *map, const char *where, const char *key,
-		   const char *base_dir, char **ret)
+                   const char *base_dir, char **ret)
 {
 	const char *v;
 	int r = kc_str(c, map, where, key, &v);
@@ -539,8 +550,8 @@ static int kc_path(const kc_ctx *c, const kc_node *map, const char *where, const
 	if (!v[0])
 		return 0;
 	if (strlen(v) > 4096)
-		return sigil_err_set(c->err, SIGIL_E_LIMIT, "kubeconfig: %s.%s is longer than 4096 bytes",
-				     where, key);
+		return sigil_err_set(c->err, SIGIL_E_LIMIT,
+		                     "kubeconfig: %s.%s is longer than 4096 bytes", where, key);
 	*ret = (v[0] == '/' || !base_dir) ? strdup(v) : sigil_path_join(base_dir, v);
 	if (!*ret)
 		return sigil_err_set(c->err, SIGIL_E_NOMEM, "out of memory");
@@ -548,7 +559,7 @@ static int kc_path(const kc_ctx *c, const kc_node *map, const char *where, const
 }
 
 static int kc_refuse(const kc_ctx *c, const kc_node *map, const char *where, const char *key,
-		     const char *why)
+                     const char *why)
 {
 	const kc_node *n;
 	int r = kc_field(c, map, where, key, &n);
@@ -556,8 +567,9 @@ static int kc_refuse(const kc_ctx *c, const kc_node *map, const char *where, con
 	if (r < 0)
 		return r;
 	if (n)
-		return sigil_err_set(c->err, SIGIL_E_INVALID, "kubeconfig line %u: %s.%s is not supported%s%s",
-				     n->line, where, key, why[0] ? ": " : "", why);
+		return sigil_err_set(c->err, SIGIL_E_INVALID,
+		                     "kubeconfig line %u: %s.%s is not supported%s%s", n->line,
+		                     where, key, why[0] ? ": " : "", why);
 	return 0;
 }
 
@@ -576,16 +588,18 @@ static int kc_server(const kc_ctx *c, const char *v, char **ret)
 	size_t n = strlen(v), host;
 
 	if (n >= KUBE_CONFIG_MAX_URL)
-		return sigil_err_set(c->err, SIGIL_E_LIMIT, "kubeconfig: server URL exceeds %d bytes",
-				     KUBE_CONFIG_MAX_URL - 1);
+		return sigil_err_set(c->err, SIGIL_E_LIMIT,
+		                     "kubeconfig: server URL exceeds %d bytes",
+		                     KUBE_CONFIG_MAX_URL - 1);
 	if (!kc_printable(v) || (strncmp(v, "https://", 8) && strncmp(v, "http://", 7)))
 		return sigil_err_set(c->err, SIGIL_E_INVALID,
-				     "kubeconfig: server \"%s\" is not an https:// URL",
-				     kc_show(v, q, sizeof(q)));
+		                     "kubeconfig: server \"%s\" is not an https:// URL",
+		                     kc_show(v, q, sizeof(q)));
 	host = (size_t)(strstr(v, "://") - v) + 3;
 	if (v[host] == '\0' || v[host] == '/')
-		return sigil_err_set(c->err, SIGIL_E_INVALID, "kubeconfig: server \"%s\" has no host",
-				     kc_show(v, q, sizeof(q)));
+		return sigil_err_set(c->err, SIGIL_E_INVALID,
+		                     "kubeconfig: server \"%s\" has no host",
+		                     kc_show(v, q, sizeof(q)));
 	/* A trailing '/' would double up with the API paths appended. */
 	while (n > host && v[n - 1] == '/')
 		n--;
@@ -611,8 +625,9 @@ static int kc_set_namespace(kube_config *cfg, const char *ns, const char *origin
 
 	if (!kc_dns_label(ns))
 		return sigil_err_set(err, SIGIL_E_INVALID,
-				     "%s: namespace \"%s\" is not a DNS label (lower case letters, digits, '-', at most %d)",
-				     origin, kc_show(ns, q, sizeof(q)), KUBE_CONFIG_MAX_NAMESPACE);
+		                     "%s: namespace \"%s\" is not a DNS label (lower case letters, "
+		                     "digits, '-', at most %d)",
+		                     origin, kc_show(ns, q, sizeof(q)), KUBE_CONFIG_MAX_NAMESPACE);
 	free(cfg->namespace_);
 	cfg->namespace_ = strdup(ns);
 	return cfg->namespace_ ? 0 : sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
@@ -629,21 +644,25 @@ static int kc_cluster(const kc_ctx *c, const kc_node *cl, const char *base_dir, 
 	if ((r = kc_str(c, cl, "cluster", "server", &server)) < 0)
 		return r;
 	if (!server || !server[0])
-		return sigil_err_set(c->err, SIGIL_E_INVALID, "kubeconfig: the cluster has no server");
+		return sigil_err_set(c->err, SIGIL_E_INVALID,
+		                     "kubeconfig: the cluster has no server");
 	if ((r = kc_server(c, server, &cfg->server)) < 0)
 		return r;
 	if ((r = kc_path(c, cl, "cluster", "certificate-authority", base_dir, &cfg->ca_file)) < 0 ||
 	    (r = kc_data(c, cl, "cluster", "certificate-authority-data", false, &cfg->ca_data,
-			 &cfg->ca_data_len)) < 0 ||
-	    (r = kc_bool(c, cl, "cluster", "insecure-skip-tls-verify", &cfg->insecure_skip_tls_verify)) < 0)
+	                 &cfg->ca_data_len)) < 0 ||
+	    (r = kc_bool(c, cl, "cluster", "insecure-skip-tls-verify",
+	                 &cfg->insecure_skip_tls_verify)) < 0)
 		return r;
 	/* client-go's validation refuses these combinations too. */
 	if (cfg->ca_file && cfg->ca_data)
 		return sigil_err_set(c->err, SIGIL_E_INVALID,
-				     "kubeconfig: the cluster has both certificate-authority and certificate-authority-data");
+		                     "kubeconfig: the cluster has both certificate-authority and "
+		                     "certificate-authority-data");
 	if (cfg->insecure_skip_tls_verify && (cfg->ca_file || cfg->ca_data))
 		return sigil_err_set(c->err, SIGIL_E_INVALID,
-				     "kubeconfig: the cluster has insecure-skip-tls-verify and a certificate authority");
+		                     "kubeconfig: the cluster has insecure-skip-tls-verify and a "
+		                     "certificate authority");
 	return 0;
 }
 
@@ -653,14 +672,15 @@ static int kc_user(const kc_ctx *c, const kc_node *u, const char *base_dir, kube
 		const char *key;
 		const char *why;
 	} refused[] = {
-		{ "exec", "credential plugins cannot be run; use a token, tokenFile or client certificate" },
-		{ "auth-provider", "use a token, tokenFile or client certificate" },
-		{ "username", "basic authentication was removed from Kubernetes" },
-		{ "password", "basic authentication was removed from Kubernetes" },
-		{ "as", "impersonation" },
-		{ "as-uid", "impersonation" },
-		{ "as-groups", "impersonation" },
-		{ "as-user-extra", "impersonation" },
+	    {"exec",
+	     "credential plugins cannot be run; use a token, tokenFile or client certificate"},
+	    {"auth-provider", "use a token, tokenFile or client certificate"},
+	    {"username", "basic authentication was removed from Kubernetes"},
+	    {"password", "basic authentication was removed from Kubernetes"},
+	    {"as", "impersonation"},
+	    {"as-uid", "impersonation"},
+	    {"as-groups", "impersonation"},
+	    {"as-user-extra", "impersonation"},
 	};
 	const char *token;
 	int r;
@@ -670,40 +690,46 @@ static int kc_user(const kc_ctx *c, const kc_node *u, const char *base_dir, kube
 			return r;
 	if ((r = kc_str(c, u, "user", "token", &token)) < 0 ||
 	    (r = kc_path(c, u, "user", "tokenFile", base_dir, &cfg->token_file)) < 0 ||
-	    (r = kc_path(c, u, "user", "client-certificate", base_dir, &cfg->client_cert_file)) < 0 ||
+	    (r = kc_path(c, u, "user", "client-certificate", base_dir, &cfg->client_cert_file)) <
+	        0 ||
 	    (r = kc_path(c, u, "user", "client-key", base_dir, &cfg->client_key_file)) < 0 ||
 	    (r = kc_data(c, u, "user", "client-certificate-data", false, &cfg->client_cert_data,
-			 &cfg->client_cert_data_len)) < 0 ||
+	                 &cfg->client_cert_data_len)) < 0 ||
 	    (r = kc_data(c, u, "user", "client-key-data", true, &cfg->client_key_data,
-			 &cfg->client_key_data_len)) < 0)
+	                 &cfg->client_key_data_len)) < 0)
 		return r;
 	if (token && token[0]) {
 		if (strlen(token) > KUBE_CONFIG_MAX_TOKEN)
-			return sigil_err_set(c->err, SIGIL_E_LIMIT, "kubeconfig: user.token exceeds %d bytes",
-					     KUBE_CONFIG_MAX_TOKEN);
+			return sigil_err_set(c->err, SIGIL_E_LIMIT,
+			                     "kubeconfig: user.token exceeds %d bytes",
+			                     KUBE_CONFIG_MAX_TOKEN);
 		/* Not quoted: it is a secret. */
 		if (!kc_printable(token))
-			return sigil_err_set(c->err, SIGIL_E_INVALID,
-					     "kubeconfig: user.token contains spaces or control characters");
+			return sigil_err_set(
+			    c->err, SIGIL_E_INVALID,
+			    "kubeconfig: user.token contains spaces or control characters");
 		cfg->token = strdup(token);
 		if (!cfg->token)
 			return sigil_err_set(c->err, SIGIL_E_NOMEM, "out of memory");
 	}
 	if (cfg->client_cert_file && cfg->client_cert_data)
-		return sigil_err_set(c->err, SIGIL_E_INVALID,
-				     "kubeconfig: the user has both client-certificate and client-certificate-data");
+		return sigil_err_set(
+		    c->err, SIGIL_E_INVALID,
+		    "kubeconfig: the user has both client-certificate and client-certificate-data");
 	if (cfg->client_key_file && cfg->client_key_data)
-		return sigil_err_set(c->err, SIGIL_E_INVALID,
-				     "kubeconfig: the user has both client-key and client-key-data");
+		return sigil_err_set(
+		    c->err, SIGIL_E_INVALID,
+		    "kubeconfig: the user has both client-key and client-key-data");
 	if (!!(cfg->client_cert_file || cfg->client_cert_data) !=
 	    !!(cfg->client_key_file || cfg->client_key_data))
-		return sigil_err_set(c->err, SIGIL_E_INVALID,
-				     "kubeconfig: a client certificate needs its key and a key its certificate");
+		return sigil_err_set(
+		    c->err, SIGIL_E_INVALID,
+		    "kubeconfig: a client certificate needs its key and a key its certificate");
 	return 0;
 }
 
 static int kc_build(const kc_ctx *c, const char *base_dir, const char *want_context,
-		    kube_config *cfg)
+                    kube_config *cfg)
 {
 	const kc_node *root = c->t->n ? &c->t->nodes[0] : NULL;
 	const kc_node *ctx, *cl, *u = NULL;
@@ -715,22 +741,23 @@ static int kc_build(const kc_ctx *c, const char *base_dir, const char *want_cont
 		return sigil_err_set(c->err, SIGIL_E_INVALID, "kubeconfig is empty");
 	if (root->kind != KC_MAP)
 		return sigil_err_set(c->err, SIGIL_E_INVALID, "kubeconfig line %u: not a mapping",
-				     root->line);
+		                     root->line);
 	if ((r = kc_str(c, root, "", "kind", &kind)) < 0)
 		return r;
 	if (kind && strcmp(kind, "Config") != 0)
 		return sigil_err_set(c->err, SIGIL_E_INVALID,
-				     "kubeconfig: kind is \"%s\", not Config", kc_show(kind, q, sizeof(q)));
+		                     "kubeconfig: kind is \"%s\", not Config",
+		                     kc_show(kind, q, sizeof(q)));
 	if ((r = kc_str(c, root, "", "current-context", &cur)) < 0)
 		return r;
 	if (want_context && want_context[0])
 		cur = want_context;
 	if (!cur || !cur[0])
 		return sigil_err_set(c->err, SIGIL_E_INVALID,
-				     "kubeconfig has no current-context; name a context");
+		                     "kubeconfig has no current-context; name a context");
 	if (strlen(cur) > KC_MAX_NAME)
-		return sigil_err_set(c->err, SIGIL_E_LIMIT, "kubeconfig: context name exceeds %d bytes",
-				     KC_MAX_NAME);
+		return sigil_err_set(c->err, SIGIL_E_LIMIT,
+		                     "kubeconfig: context name exceeds %d bytes", KC_MAX_NAME);
 	if ((r = kc_find_entry(c, root, "contexts", "context", cur, &ctx)) < 0)
 		return r;
 	cfg->context = strdup(cur);
@@ -741,8 +768,9 @@ static int kc_build(const kc_ctx *c, const char *base_dir, const char *want_cont
 	    (r = kc_str(c, ctx, "context", "namespace", &ns)) < 0)
 		return r;
 	if (!cluster_name || !cluster_name[0])
-		return sigil_err_set(c->err, SIGIL_E_INVALID, "kubeconfig: context \"%s\" names no cluster",
-				     kc_show(cur, q, sizeof(q)));
+		return sigil_err_set(c->err, SIGIL_E_INVALID,
+		                     "kubeconfig: context \"%s\" names no cluster",
+		                     kc_show(cur, q, sizeof(q)));
 	if ((r = kc_find_entry(c, root, "clusters", "cluster", cluster_name, &cl)) < 0)
 		return r;
 	if (user_name && user_name[0] &&
@@ -777,7 +805,7 @@ void kube_config_free(kube_config *c)
 }
 
 int kube_config_parse_kubeconfig(const char *text, size_t len, const char *base_dir,
-				 const char *context, kube_config **ret, sigil_err *err)
+                                 const char *context, kube_config **ret, sigil_err *err)
 {
 	_cleanup_(kube_config_freep) kube_config *cfg = NULL;
 	kc_parse p = {.err = err};
@@ -786,8 +814,9 @@ int kube_config_parse_kubeconfig(const char *text, size_t len, const char *base_
 	if (!text && len)
 		return sigil_err_set(err, SIGIL_E_INVALID, "no kubeconfig text");
 	if (len > KUBE_CONFIG_MAX_FILE)
-		return sigil_err_set(err, SIGIL_E_LIMIT, "kubeconfig is %zu bytes long, the limit is %d",
-				     len, KUBE_CONFIG_MAX_FILE);
+		return sigil_err_set(err, SIGIL_E_LIMIT,
+		                     "kubeconfig is %zu bytes long, the limit is %d", len,
+		                     KUBE_CONFIG_MAX_FILE);
 	cfg = sigil_calloc(1, sizeof(*cfg));
 	if (!cfg)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
@@ -814,7 +843,7 @@ int kube_config_read_token(const char *path, char **ret, sigil_err *err)
 		return sigil_err_prefix(err, "bearer token");
 	cap = len + 1;
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
-			   buf[len - 1] == '\t'))
+	                   buf[len - 1] == '\t'))
 		buf[--len] = '\0';
 	if (len == 0) {
 		sigil_freezero(buf, cap);
@@ -824,7 +853,8 @@ int kube_config_read_token(const char *path, char **ret, sigil_err *err)
 	if (!kc_printable((const char *)buf)) {
 		sigil_freezero(buf, cap);
 		return sigil_err_set(err, SIGIL_E_INVALID,
-				     "bearer token file %s holds spaces or control characters", path);
+		                     "bearer token file %s holds spaces or control characters",
+		                     path);
 	}
 	*ret = (char *)buf;
 	return 0;
@@ -857,7 +887,7 @@ static int kc_check_files(const kube_config *cfg, sigil_err *err)
 }
 
 int kube_config_load_kubeconfig(const char *path, const char *context, kube_config **ret,
-				sigil_err *err)
+                                sigil_err *err)
 {
 	_cleanup_(kube_config_freep) kube_config *cfg = NULL;
 	_cleanup_free_ char *dir = NULL;
@@ -903,8 +933,8 @@ static bool kc_host_ok(const char *h)
 	for (size_t i = 0; i < n; i++) {
 		char ch = h[i];
 
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '.' || ch == '-' || ch == ':'))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == ':'))
 			return false;
 	}
 	return true;
@@ -926,20 +956,25 @@ int kube_config_load_in_cluster(const char *sa_dir, kube_config **ret, sigil_err
 	if (!sa_dir)
 		sa_dir = KUBE_SA_DIR;
 	if (!host || !host[0] || !port || !port[0])
-		return sigil_err_set(err, SIGIL_E_PRECOND,
-				     "not running in a Kubernetes pod: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set (give a kubeconfig instead)");
+		return sigil_err_set(
+		    err, SIGIL_E_PRECOND,
+		    "not running in a Kubernetes pod: KUBERNETES_SERVICE_HOST and "
+		    "KUBERNETES_SERVICE_PORT are not set (give a kubeconfig instead)");
 	if (!kc_host_ok(host))
-		return sigil_err_set(err, SIGIL_E_INVALID, "KUBERNETES_SERVICE_HOST \"%s\" is not a host name or IP address",
-				     kc_show(host, q, sizeof(q)));
+		return sigil_err_set(
+		    err, SIGIL_E_INVALID,
+		    "KUBERNETES_SERVICE_HOST \"%s\" is not a host name or IP address",
+		    kc_show(host, q, sizeof(q)));
 	if (sigil_parse_int64(port, 1, 65535, &portnum) < 0)
-		return sigil_err_set(err, SIGIL_E_INVALID, "KUBERNETES_SERVICE_PORT \"%s\" is not a port number",
-				     kc_show(port, q, sizeof(q)));
+		return sigil_err_set(err, SIGIL_E_INVALID,
+		                     "KUBERNETES_SERVICE_PORT \"%s\" is not a port number",
+		                     kc_show(port, q, sizeof(q)));
 	cfg = sigil_calloc(1, sizeof(*cfg));
 	if (!cfg)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
 	/* An IPv6 address goes in brackets (net.JoinHostPort in client-go). */
-	snprintf(url, sizeof(url), strchr(host, ':') ? "https://[%s]:%lld" : "https://%s:%lld", host,
-		 (long long)portnum);
+	snprintf(url, sizeof(url), strchr(host, ':') ? "https://[%s]:%lld" : "https://%s:%lld",
+	         host, (long long)portnum);
 	cfg->server = strdup(url);
 	cfg->token_file = sigil_path_join(sa_dir, "token");
 	cfg->ca_file = sigil_path_join(sa_dir, "ca.crt");
@@ -978,14 +1013,16 @@ int kube_config_load_default(const char *path, kube_config **ret, sigil_err *err
 	env = getenv("KUBECONFIG");
 	if (env && env[0]) {
 		if (strchr(env, ':'))
-			return sigil_err_set(err, SIGIL_E_INVALID,
-					     "KUBECONFIG names several files; sigil reads one (pass --kubeconfig)");
+			return sigil_err_set(
+			    err, SIGIL_E_INVALID,
+			    "KUBECONFIG names several files; sigil reads one (pass --kubeconfig)");
 		return kube_config_load_kubeconfig(env, NULL, ret, err);
 	}
 	home = getenv("HOME");
 	if (!home || !home[0])
 		return sigil_err_set(err, SIGIL_E_PRECOND,
-				     "no Kubernetes configuration: not in a pod, and neither KUBECONFIG nor HOME is set");
+		                     "no Kubernetes configuration: not in a pod, and neither "
+		                     "KUBECONFIG nor HOME is set");
 	home_cfg = sigil_path_join(home, ".kube/config");
 	if (!home_cfg)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");

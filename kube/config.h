@@ -35,21 +35,21 @@
 #define KUBE_CONFIG_MAX_NAMESPACE 63
 
 typedef struct kube_config {
-	char *server;       /* "https://host:port", no trailing '/' */
-	char *ca_file;      /* PEM bundle to verify the server, or NULL */
-	uint8_t *ca_data;   /* PEM from certificate-authority-data, or NULL */
+	char *server;     /* "https://host:port", no trailing '/' */
+	char *ca_file;    /* PEM bundle to verify the server, or NULL */
+	uint8_t *ca_data; /* PEM from certificate-authority-data, or NULL */
 	size_t ca_data_len;
 	bool insecure_skip_tls_verify;
-	char *token;        /* bearer token (secret), or NULL */
-	char *token_file;   /* re-read by the client when it changes, or NULL */
+	char *token;      /* bearer token (secret), or NULL */
+	char *token_file; /* re-read by the client when it changes, or NULL */
 	char *client_cert_file;
 	char *client_key_file;
 	uint8_t *client_cert_data; /* PEM */
 	size_t client_cert_data_len;
-	uint8_t *client_key_data;  /* PEM (secret) */
+	uint8_t *client_key_data; /* PEM (secret) */
 	size_t client_key_data_len;
-	char *namespace_;   /* default namespace: the pod's, or the context's, or "default" */
-	char *context;      /* the kubeconfig context used, or "in-cluster" */
+	char *namespace_; /* default namespace: the pod's, or the context's, or "default" */
+	char *context;    /* the kubeconfig context used, or "in-cluster" */
 } kube_config;
 
 /* Frees and wipes the secrets; accepts NULL. */
@@ -69,12 +69,12 @@ int kube_config_load_in_cluster(const char *sa_dir, kube_config **ret, sigil_err
  * client-certificate, client-key, tokenFile) are resolved against base_dir
  * as kubectl does (NULL leaves them relative). */
 int kube_config_parse_kubeconfig(const char *text, size_t len, const char *base_dir,
-				 const char *context, kube_config **ret, sigil_err *err) SIGIL_WUR;
+                                 const char *context, kube_config **ret, sigil_err *err) SIGIL_WUR;
 
 /* Reads and parses a kubeconfig file, then checks that the files it names
  * are readable and that a tokenFile holds a token. */
 int kube_config_load_kubeconfig(const char *path, const char *context, kube_config **ret,
-				sigil_err *err) SIGIL_WUR;
+                                sigil_err *err) SIGIL_WUR;
 
 /* What a daemon's --kubeconfig flag means: the given file if path is
  * non-NULL, else in-cluster when KUBERNETES_SERVICE_HOST is set, else

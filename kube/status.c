@@ -100,8 +100,8 @@ void kube_status_from_json(const json_t *obj, long http_code, kube_status *ret)
 		status_copy_str(r, sizeof(r), json_object_get(cause, "reason"));
 		status_copy_str(m, sizeof(m), json_object_get(cause, "message"));
 		status_copy_str(f, sizeof(f), json_object_get(cause, "field"));
-		snprintf(ret->cause, sizeof(ret->cause), "%s%s%s%s%s", r, r[0] && (f[0] || m[0]) ? ": " : "",
-			 f, f[0] && m[0] ? ": " : "", m);
+		snprintf(ret->cause, sizeof(ret->cause), "%s%s%s%s%s", r,
+		         r[0] && (f[0] || m[0]) ? ": " : "", f, f[0] && m[0] ? ": " : "", m);
 	}
 }
 
@@ -119,7 +119,7 @@ void kube_status_parse(long http_code, const char *body, size_t len, kube_status
 		kube_status_from_json(obj, http_code, ret);
 	} else if (body && len > 0) {
 		status_copy_printable(ret->message, sizeof(ret->message), body,
-				      len < KUBE_STATUS_EXCERPT ? len : KUBE_STATUS_EXCERPT);
+		                      len < KUBE_STATUS_EXCERPT ? len : KUBE_STATUS_EXCERPT);
 	}
 	json_decref(obj);
 }
@@ -132,10 +132,10 @@ int kube_status_to_err(const kube_status *st, const char *what, sigil_err *err)
 	if (st->cause[0])
 		snprintf(tail, sizeof(tail), "; %s", st->cause);
 	if (st->message[0])
-		return sigil_err_set(err, code, "%s: %s (HTTP %ld%s%s)%s", what, st->message, st->code,
-				     st->reason[0] ? " " : "", st->reason, tail);
-	return sigil_err_set(err, code, "%s: HTTP %ld%s%s%s", what, st->code, st->reason[0] ? " " : "",
-			     st->reason, tail);
+		return sigil_err_set(err, code, "%s: %s (HTTP %ld%s%s)%s", what, st->message,
+		                     st->code, st->reason[0] ? " " : "", st->reason, tail);
+	return sigil_err_set(err, code, "%s: HTTP %ld%s%s%s", what, st->code,
+	                     st->reason[0] ? " " : "", st->reason, tail);
 }
 
 const char *kube_errcode_name(int code)

@@ -23,7 +23,8 @@ static void check_config(const kube_config *c)
 	for (const char *p = c->server; *p; p++)
 		if (*p <= 0x20 || *p >= 0x7f)
 			abort();
-	if (!c->namespace_ || !c->namespace_[0] || strlen(c->namespace_) > KUBE_CONFIG_MAX_NAMESPACE)
+	if (!c->namespace_ || !c->namespace_[0] ||
+	    strlen(c->namespace_) > KUBE_CONFIG_MAX_NAMESPACE)
 		abort();
 	if (!c->context)
 		abort();
@@ -34,14 +35,17 @@ static void check_config(const kube_config *c)
 			if (*p <= 0x20 || *p >= 0x7f)
 				abort();
 	}
-	if ((c->ca_file && c->ca_data) || (c->insecure_skip_tls_verify && (c->ca_file || c->ca_data)))
+	if ((c->ca_file && c->ca_data) ||
+	    (c->insecure_skip_tls_verify && (c->ca_file || c->ca_data)))
 		abort();
-	if ((c->client_cert_file || c->client_cert_data) != (c->client_key_file || c->client_key_data))
+	if ((c->client_cert_file || c->client_cert_data) !=
+	    (c->client_key_file || c->client_key_data))
 		abort();
 	/* Inline data is decoded PEM. */
 	if (c->ca_data && !memmem(c->ca_data, c->ca_data_len, "-----BEGIN ", 11))
 		abort();
-	if (c->client_key_data && !memmem(c->client_key_data, c->client_key_data_len, "-----BEGIN ", 11))
+	if (c->client_key_data &&
+	    !memmem(c->client_key_data, c->client_key_data_len, "-----BEGIN ", 11))
 		abort();
 	/* Relative names were made absolute against the base directory. */
 	if (c->ca_file && c->ca_file[0] != '/')

@@ -38,20 +38,25 @@ check_grep() {
   if grep -qE -- "$2" "$3"; then ok "$1"; else fail "$1: /$2/ not in $3"; sed 's/^/     /' "$3" | tail -30; fi
 }
 
-# A TCP port on 127.0.0.1 that nothing listens on.
+# A TCP port on 127.0.0.1 that no socket uses.  Below the kernel's
+# ephemeral range (32768+), so an outgoing connection cannot take it
+# between this check and the bind.
 free_port() {
   local p
   for _ in $(seq 1 100); do
-    p=$(( (RANDOM % 20000) + 30000 ))
-    if ! ss -Hltn "sport = :$p" | grep -q .; then echo "$p"; return 0; fi
+    p=$(( (RANDOM % 12000) + 20000 ))
+    if ! ss -Htan "sport = :$p" | grep -q .; then echo "$p"; return 0; fi
   done
   return 1
 }
 
+# wait_port PORT [PID]: until something listens on PORT; gives up early
+# when PID (the process expected to listen) has exited.
 wait_port() {
-  local port=$1
+  local port=$1 pid=${2:-}
   for _ in $(seq 1 100); do
     if ss -Hltn "sport = :$port" | grep -q .; then return 0; fi
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
     sleep 0.1
   done
   return 1

@@ -274,6 +274,17 @@ expect_py "SecretClassList" "$D/out" 'd["kind"]=="SecretClassList" and d["items"
 expect_err "kind mismatch refused by the apiserver" "invalid argument" 'does not match the expected kind' \
   P create truststores default '{"apiVersion":"secrets.sigil.dev/v1alpha1","kind":"SecretClass","metadata":{"name":"t2"}}'
 
+# ---- PVCs and Secrets -------------------------------------------------------------------------------
+expect_ok "GET PVC of an ephemeral volume" P get persistentvolumeclaims default data-web-0
+expect_py "PVC annotations and phase" "$D/out" \
+  'd["kind"]=="PersistentVolumeClaim" and d["metadata"]["annotations"]["secrets.sigil.dev/class"]=="tls" and d["status"]["phase"]=="Bound"'
+expect_ok "create Secret with stringData" P create secrets default \
+  '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"secret-provisioner-tls-ca"},"type":"kubernetes.io/tls","stringData":{"ca.crt":"CERT"}}'
+expect_py "stringData stored as base64 data" "$D/out" \
+  'd["data"]["ca.crt"]=="Q0VSVA==" and "stringData" not in d and d["type"]=="kubernetes.io/tls"'
+expect_err "Secret data must be base64" "invalid argument" 'illegal base64 data' \
+  P create secrets default '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"bad"},"data":{"k":"%%%"}}'
+
 # ---- eviction -------------------------------------------------------------------------------------------
 clear_requests
 expect_err "eviction blocked by a PodDisruptionBudget: 429, not retried" "unavailable" \

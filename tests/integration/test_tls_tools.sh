@@ -34,11 +34,15 @@ mode=$(stat -c %a "$V/server/tls.key")
 if [ "$mode" = 640 ]; then ok "tls.key mode 0640"; else fail "tls.key mode $mode"; fi
 
 # Mutual TLS between openssl s_server and s_client, each with a minted leaf.
-port=$(free_port)
-openssl s_server -accept "127.0.0.1:$port" -cert "$V/server/tls.crt" -key "$V/server/tls.key" \
-  -CAfile "$V/server/ca.crt" -Verify 1 -verify_return_error -naccept 2 -rev \
-  > "$T_DIR/s_server.log" 2>&1 &
-T_PIDS+=($!)
+# Another test may take a port between the check and the bind: try again.
+for _ in 1 2 3; do
+  port=$(free_port)
+  openssl s_server -accept "127.0.0.1:$port" -cert "$V/server/tls.crt" -key "$V/server/tls.key" \
+    -CAfile "$V/server/ca.crt" -Verify 1 -verify_return_error -naccept 2 -rev \
+    > "$T_DIR/s_server.log" 2>&1 &
+  T_PIDS+=($!)
+  wait_port "$port" "$!" && break
+done
 wait_port "$port" || fail "s_server did not start"
 (echo hello; sleep 1) | timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername localhost \
   -verify_hostname localhost -CAfile "$V/client/ca.crt" -verify_return_error \

@@ -18,25 +18,27 @@
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: kube_probe (--kubeconfig FILE [--context NAME] | --in-cluster SA_DIR)\n"
-		"                  [--qps Q] [--burst N] [--timeout-ms N] [--max-response N]\n"
-		"                  [--retries N] [--backoff-ms N] COMMAND ARGS...\n"
-		"NS '-' means none (cluster-scoped, or all namespaces for list/watch).\n"
-		"commands:\n"
-		"  ns                                 default namespace of the configuration\n"
-		"  get RES NS NAME\n"
-		"  get2 RES NS NAME SIGNAL_FILE       get, wait for SIGNAL_FILE, get again\n"
-		"  repeat N RES NS NAME               N gets; prints {\"elapsedMs\":...}\n"
-		"  list RES NS [LIMIT [LABELSELECTOR [FIELDSELECTOR]]]\n"
-		"  list-page RES NS LIMIT [CONTINUE]\n"
-		"  create RES NS JSON | update RES NS JSON | patch RES NS NAME JSON\n"
-		"  delete RES NS NAME [PRECONDITION_RV]\n"
-		"  annotate RES NS NAME KEY VALUE     read-modify-write with conflict retry\n"
-		"  annotate-race RES NS NAME KEY VALUE  same, with a competing write on the first try\n"
-		"  evict NS NAME\n"
-		"  review TOKEN [AUDIENCE...]\n"
-		"  watch RES NS [--rv RV] [--events N] [--max-ms MS] [--timeout-s S] [--selector SEL]\n");
+	fprintf(
+	    stderr,
+	    "usage: kube_probe (--kubeconfig FILE [--context NAME] | --in-cluster SA_DIR)\n"
+	    "                  [--qps Q] [--burst N] [--timeout-ms N] [--max-response N]\n"
+	    "                  [--retries N] [--backoff-ms N] COMMAND ARGS...\n"
+	    "NS '-' means none (cluster-scoped, or all namespaces for list/watch).\n"
+	    "commands:\n"
+	    "  ns                                 default namespace of the configuration\n"
+	    "  get RES NS NAME\n"
+	    "  get2 RES NS NAME SIGNAL_FILE       get, wait for SIGNAL_FILE, get again\n"
+	    "  repeat N RES NS NAME               N gets; prints {\"elapsedMs\":...}\n"
+	    "  list RES NS [LIMIT [LABELSELECTOR [FIELDSELECTOR]]]\n"
+	    "  list-page RES NS LIMIT [CONTINUE]\n"
+	    "  create RES NS JSON | update RES NS JSON | patch RES NS NAME JSON\n"
+	    "  delete RES NS NAME [PRECONDITION_RV]\n"
+	    "  annotate RES NS NAME KEY VALUE     read-modify-write with conflict retry\n"
+	    "  annotate-race RES NS NAME KEY VALUE  same, with a competing write on the first try\n"
+	    "  evict NS NAME\n"
+	    "  review TOKEN [AUDIENCE...]\n"
+	    "  watch RES NS [--rv RV] [--events N] [--max-ms MS] [--timeout-s S] [--selector "
+	    "SEL]\n");
 	exit(2);
 }
 
@@ -122,7 +124,8 @@ static int annotate_mutate(json_t *obj, void *ud, sigil_err *err)
 	json_object_set_new(ann, a->key, json_string(a->value));
 	if (a->race && a->calls == 1) {
 		/* Someone else writes between our read and our write. */
-		json_t *p = json_pack("{s:{s:{s:s}}}", "metadata", "annotations", "racer", "was-here");
+		json_t *p =
+		    json_pack("{s:{s:{s:s}}}", "metadata", "annotations", "racer", "was-here");
 		int r = kube_client_patch(a->c, a->res, a->ns, a->name, p, NULL, err);
 
 		json_decref(p);
@@ -152,13 +155,14 @@ static int watch_cb(const kube_watch_event *ev, void *ud, sigil_err *err)
 		json_t *it;
 
 		json_array_foreach(json_object_get(ev->object, "items"), i, it)
-			json_array_append_new(names, json_string(kube_object_name(it)));
+		    json_array_append_new(names, json_string(kube_object_name(it)));
 		line = json_pack("{s:s, s:o, s:s}", "type", "SYNC", "names", names, "rv",
-				 ev->resource_version);
+		                 ev->resource_version);
 	} else {
-		line = json_pack("{s:s, s:s?, s:s, s:O?}", "type", watch_type_names[ev->type], "name",
-				 kube_object_name(ev->object), "rv", ev->resource_version, "annotations",
-				 json_object_get(json_object_get(ev->object, "metadata"), "annotations"));
+		line = json_pack(
+		    "{s:s, s:s?, s:s, s:O?}", "type", watch_type_names[ev->type], "name",
+		    kube_object_name(ev->object), "rv", ev->resource_version, "annotations",
+		    json_object_get(json_object_get(ev->object, "metadata"), "annotations"));
 	}
 	print_json(line);
 	json_decref(line);
@@ -230,7 +234,8 @@ static int run(kube_client *c, int argc, char **argv)
 	}
 	if (!strcmp(cmd, "get2") && argc == 4) {
 		for (int i = 0; i < 2; i++) {
-			r = kube_client_get(c, res_arg(argv[0]), opt_ns(argv[1]), argv[2], &obj, &err);
+			r = kube_client_get(c, res_arg(argv[0]), opt_ns(argv[1]), argv[2], &obj,
+			                    &err);
 			if (r < 0)
 				return fail(r, &err);
 			printf("get %d ok rv=%s\n", i + 1, kube_object_resource_version(obj));
@@ -246,12 +251,14 @@ static int run(kube_client *c, int argc, char **argv)
 		int64_t t0 = sigil_mono_ms();
 
 		for (long i = 0; i < n; i++) {
-			r = kube_client_get(c, res_arg(argv[1]), opt_ns(argv[2]), argv[3], &obj, &err);
+			r = kube_client_get(c, res_arg(argv[1]), opt_ns(argv[2]), argv[3], &obj,
+			                    &err);
 			if (r < 0)
 				return fail(r, &err);
 			json_decref(obj);
 		}
-		printf("{\"requests\":%ld,\"elapsedMs\":%lld}\n", n, (long long)(sigil_mono_ms() - t0));
+		printf("{\"requests\":%ld,\"elapsedMs\":%lld}\n", n,
+		       (long long)(sigil_mono_ms() - t0));
 		return 0;
 	}
 	if (!strcmp(cmd, "list") && argc >= 2 && argc <= 5) {
@@ -271,10 +278,11 @@ static int run(kube_client *c, int argc, char **argv)
 			return fail(r, &err);
 		}
 		json_array_foreach(json_object_get(obj, "items"), i, it)
-			json_array_append_new(names, json_string(kube_object_name(it)));
-		out = json_pack("{s:O?, s:I, s:o, s:O?}", "kind", json_object_get(obj, "kind"), "count",
-				(json_int_t)json_array_size(names), "names", names, "resourceVersion",
-				json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+		    json_array_append_new(names, json_string(kube_object_name(it)));
+		out = json_pack(
+		    "{s:O?, s:I, s:o, s:O?}", "kind", json_object_get(obj, "kind"), "count",
+		    (json_int_t)json_array_size(names), "names", names, "resourceVersion",
+		    json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
 		print_json(out);
 		json_decref(out);
 		json_decref(obj);
@@ -284,7 +292,7 @@ static int run(kube_client *c, int argc, char **argv)
 		kube_list_opts o = {.limit = (unsigned)num_arg(argv[2], 1, 100000)};
 
 		r = kube_client_list_page(c, res_arg(argv[0]), opt_ns(argv[1]), &o,
-					  argc == 4 ? argv[3] : NULL, &obj, &err);
+		                          argc == 4 ? argv[3] : NULL, &obj, &err);
 		if (r < 0)
 			return fail(r, &err);
 		print_json(obj);
@@ -295,9 +303,11 @@ static int run(kube_client *c, int argc, char **argv)
 		json_t *in = json_arg(argv[2]);
 
 		if (!strcmp(cmd, "create"))
-			r = kube_client_create(c, res_arg(argv[0]), opt_ns(argv[1]), in, &obj, &err);
+			r = kube_client_create(c, res_arg(argv[0]), opt_ns(argv[1]), in, &obj,
+			                       &err);
 		else
-			r = kube_client_update(c, res_arg(argv[0]), opt_ns(argv[1]), in, &obj, &err);
+			r = kube_client_update(c, res_arg(argv[0]), opt_ns(argv[1]), in, &obj,
+			                       &err);
 		json_decref(in);
 		if (r < 0)
 			return fail(r, &err);
@@ -308,7 +318,8 @@ static int run(kube_client *c, int argc, char **argv)
 	if (!strcmp(cmd, "patch") && argc == 4) {
 		json_t *in = json_arg(argv[3]);
 
-		r = kube_client_patch(c, res_arg(argv[0]), opt_ns(argv[1]), argv[2], in, &obj, &err);
+		r = kube_client_patch(c, res_arg(argv[0]), opt_ns(argv[1]), argv[2], in, &obj,
+		                      &err);
 		json_decref(in);
 		if (r < 0)
 			return fail(r, &err);
@@ -318,20 +329,27 @@ static int run(kube_client *c, int argc, char **argv)
 	}
 	if (!strcmp(cmd, "delete") && (argc == 3 || argc == 4)) {
 		r = kube_client_delete(c, res_arg(argv[0]), opt_ns(argv[1]), argv[2],
-				       argc == 4 ? argv[3] : NULL, &err);
+		                       argc == 4 ? argv[3] : NULL, &err);
 		if (r < 0)
 			return fail(r, &err);
 		printf("deleted\n");
 		return 0;
 	}
 	if ((!strcmp(cmd, "annotate") || !strcmp(cmd, "annotate-race")) && argc == 5) {
-		annotate_ctx a = {.c = c, .res = res_arg(argv[0]), .ns = opt_ns(argv[1]), .name = argv[2],
-				  .key = argv[3], .value = argv[4], .race = !strcmp(cmd, "annotate-race")};
+		annotate_ctx a = {.c = c,
+		                  .res = res_arg(argv[0]),
+		                  .ns = opt_ns(argv[1]),
+		                  .name = argv[2],
+		                  .key = argv[3],
+		                  .value = argv[4],
+		                  .race = !strcmp(cmd, "annotate-race")};
 
-		r = kube_client_update_retry(c, a.res, a.ns, a.name, 4, annotate_mutate, &a, &obj, &err);
+		r = kube_client_update_retry(c, a.res, a.ns, a.name, 4, annotate_mutate, &a, &obj,
+		                             &err);
 		if (r < 0)
 			return fail(r, &err);
-		printf("{\"attempts\":%u,\"rv\":\"%s\"}\n", a.calls, kube_object_resource_version(obj));
+		printf("{\"attempts\":%u,\"rv\":\"%s\"}\n", a.calls,
+		       kube_object_resource_version(obj));
 		json_decref(obj);
 		return 0;
 	}
@@ -346,13 +364,14 @@ static int run(kube_client *c, int argc, char **argv)
 		kube_token_identity id;
 		json_t *out;
 
-		r = kube_client_review_token(c, argv[0], (const char *const *)argv + 1, (size_t)argc - 1,
-					     &id, &err);
+		r = kube_client_review_token(c, argv[0], (const char *const *)argv + 1,
+		                             (size_t)argc - 1, &id, &err);
 		if (r < 0)
 			return fail(r, &err);
-		out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "username", id.username, "uid",
-				id.uid, "saNamespace", id.sa_namespace, "saName", id.sa_name, "podName",
-				id.pod_name, "podUid", id.pod_uid, "nodeName", id.node_name);
+		out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "username", id.username,
+		                "uid", id.uid, "saNamespace", id.sa_namespace, "saName", id.sa_name,
+		                "podName", id.pod_name, "podUid", id.pod_uid, "nodeName",
+		                id.node_name);
 		print_json(out);
 		json_decref(out);
 		return 0;

@@ -29,7 +29,7 @@
 /* ---- a scripted HTTP server ------------------------------------------------ */
 
 #define MAX_SCRIPT 16
-#define MAX_REQ 4096
+#define MAX_REQ    4096
 /* In a scripted response: flush what came before and pause 100 ms. */
 #define PAUSE "\x01"
 /* At the end of a scripted response: keep the connection open. */
@@ -174,8 +174,8 @@ static int srv_setup(void **state)
 	memset(&srv, 0, sizeof(srv));
 	pthread_mutex_init(&srv.lock, NULL);
 	srv.lfd = socket(AF_INET, SOCK_STREAM, 0);
-	if (srv.lfd < 0 || bind(srv.lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(srv.lfd, 16) < 0 ||
-	    getsockname(srv.lfd, (struct sockaddr *)&a, &alen) < 0)
+	if (srv.lfd < 0 || bind(srv.lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(srv.lfd, 16) < 0 || getsockname(srv.lfd, (struct sockaddr *)&a, &alen) < 0)
 		return -1;
 	srv.port = ntohs(a.sin_port);
 	return pthread_create(&srv.th, NULL, srv_main, NULL) == 0 ? 0 : -1;
@@ -226,7 +226,7 @@ static void test_resources(void **state)
 	assert_ptr_equal(kube_resource_find("pods"), &kube_res_pods);
 	assert_ptr_equal(kube_resource_find("secretclasses"), &kube_res_secretclasses);
 	assert_ptr_equal(kube_resource_find("secretclasses.secrets.stackable.tech"),
-			 &kube_res_stackable_secretclasses);
+	                 &kube_res_stackable_secretclasses);
 	assert_ptr_equal(kube_resource_find("leases.coordination.k8s.io"), &kube_res_leases);
 	assert_null(kube_resource_find("pods.apps"));
 	assert_null(kube_resource_find("pod"));
@@ -236,7 +236,8 @@ static void test_resources(void **state)
 	assert_int_equal(kube_resource_path(&kube_res_pods, "default", "web-0", NULL, &p, &err), 0);
 	assert_string_equal(p, "/api/v1/namespaces/default/pods/web-0");
 	free(p);
-	assert_int_equal(kube_resource_path(&kube_res_pods, "default", "web-0", "eviction", &p, &err), 0);
+	assert_int_equal(
+	    kube_resource_path(&kube_res_pods, "default", "web-0", "eviction", &p, &err), 0);
 	assert_string_equal(p, "/api/v1/namespaces/default/pods/web-0/eviction");
 	free(p);
 	assert_int_equal(kube_resource_path(&kube_res_pods, NULL, NULL, NULL, &p, &err), 0);
@@ -245,21 +246,30 @@ static void test_resources(void **state)
 	assert_int_equal(kube_resource_path(&kube_res_secretclasses, "", "tls", NULL, &p, &err), 0);
 	assert_string_equal(p, "/apis/secrets.sigil.dev/v1alpha1/secretclasses/tls");
 	free(p);
-	assert_int_equal(kube_resource_path(&kube_res_leases, "kube-system", NULL, NULL, &p, &err), 0);
+	assert_int_equal(kube_resource_path(&kube_res_leases, "kube-system", NULL, NULL, &p, &err),
+	                 0);
 	assert_string_equal(p, "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases");
 	free(p);
 
 	p = NULL;
-	assert_int_equal(kube_resource_path(&kube_res_nodes, "default", "n", NULL, &p, &err), SIGIL_E_INVALID);
+	assert_int_equal(kube_resource_path(&kube_res_nodes, "default", "n", NULL, &p, &err),
+	                 SIGIL_E_INVALID);
 	assert_non_null(strstr(err.msg, "not namespaced"));
-	assert_int_equal(kube_resource_path(&kube_res_pods, NULL, "web-0", NULL, &p, &err), SIGIL_E_INVALID);
+	assert_int_equal(kube_resource_path(&kube_res_pods, NULL, "web-0", NULL, &p, &err),
+	                 SIGIL_E_INVALID);
 	assert_non_null(strstr(err.msg, "needs a namespace"));
-	assert_int_equal(kube_resource_path(&kube_res_pods, "Default", "a", NULL, &p, &err), SIGIL_E_INVALID);
-	assert_int_equal(kube_resource_path(&kube_res_pods, "a/b", "a", NULL, &p, &err), SIGIL_E_INVALID);
-	assert_int_equal(kube_resource_path(&kube_res_pods, "default", "..", NULL, &p, &err), SIGIL_E_INVALID);
-	assert_int_equal(kube_resource_path(&kube_res_pods, "default", "a/../b", NULL, &p, &err), SIGIL_E_INVALID);
-	assert_int_equal(kube_resource_path(&kube_res_pods, "default", "a?watch=1", NULL, &p, &err), SIGIL_E_INVALID);
-	assert_int_equal(kube_resource_path(&kube_res_pods, "default", "a%2F", NULL, &p, &err), SIGIL_E_INVALID);
+	assert_int_equal(kube_resource_path(&kube_res_pods, "Default", "a", NULL, &p, &err),
+	                 SIGIL_E_INVALID);
+	assert_int_equal(kube_resource_path(&kube_res_pods, "a/b", "a", NULL, &p, &err),
+	                 SIGIL_E_INVALID);
+	assert_int_equal(kube_resource_path(&kube_res_pods, "default", "..", NULL, &p, &err),
+	                 SIGIL_E_INVALID);
+	assert_int_equal(kube_resource_path(&kube_res_pods, "default", "a/../b", NULL, &p, &err),
+	                 SIGIL_E_INVALID);
+	assert_int_equal(kube_resource_path(&kube_res_pods, "default", "a?watch=1", NULL, &p, &err),
+	                 SIGIL_E_INVALID);
+	assert_int_equal(kube_resource_path(&kube_res_pods, "default", "a%2F", NULL, &p, &err),
+	                 SIGIL_E_INVALID);
 	assert_null(p);
 
 	assert_true(kube_name_ok("web-0"));
@@ -335,21 +345,23 @@ static void test_answers_that_are_not_objects(void **state)
 	srv_add(HDR200 "");
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(kube_client_get(c, &kube_res_pods, "default", "web-0", &obj, &err),
-				 SIGIL_E_CORRUPT);
+		                 SIGIL_E_CORRUPT);
 		assert_non_null(strstr(err.msg, "get Pod default/web-0"));
 		assert_null(obj);
 	}
 	/* A proxy's page, retried once, then a good answer. */
 	srv_add("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n"
-		"<html><body>502 Bad Gateway</body></html>");
-	srv_add(HDR200 "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"web-0\",\"resourceVersion\":\"7\"}}");
+	        "<html><body>502 Bad Gateway</body></html>");
+	srv_add(HDR200
+	        "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"web-0\",\"resourceVersion\":\"7\"}}");
 	assert_int_equal(kube_client_get(c, &kube_res_pods, "default", "web-0", &obj, &err), 0);
 	assert_string_equal(kube_object_resource_version(obj), "7");
 	assert_string_equal(kube_object_name(obj), "web-0");
 	assert_null(kube_object_namespace(obj));
 	json_decref(obj);
 	assert_int_equal(srv.nreq, 6);
-	assert_non_null(strstr(srv.reqs[0], "GET /api/v1/namespaces/default/pods/web-0 HTTP/1.1\r\n"));
+	assert_non_null(
+	    strstr(srv.reqs[0], "GET /api/v1/namespaces/default/pods/web-0 HTTP/1.1\r\n"));
 	assert_non_null(strstr(srv.reqs[0], "\r\nAccept: application/json\r\n"));
 	assert_null(strstr(srv.reqs[0], "Authorization")); /* anonymous config */
 	kube_client_free(c);
@@ -371,7 +383,8 @@ static void test_response_limit_without_length(void **state)
 	kube_client_opts_init(&o);
 	o.max_response = 10000;
 	c = new_client(&o);
-	assert_int_equal(kube_client_get(c, &kube_res_configmaps, "default", "big", &obj, &err), SIGIL_E_LIMIT);
+	assert_int_equal(kube_client_get(c, &kube_res_configmaps, "default", "big", &obj, &err),
+	                 SIGIL_E_LIMIT);
 	assert_non_null(strstr(err.msg, "exceeds the 10000-byte limit"));
 	kube_client_free(c);
 }
@@ -398,14 +411,18 @@ static void test_delete_and_patch_requests(void **state)
 
 	/* Refused before anything is sent. */
 	patch = json_pack("[i]", 1);
-	assert_int_equal(kube_client_patch(c, &kube_res_pods, "ns1", "p", patch, &obj, &err), SIGIL_E_INVALID);
+	assert_int_equal(kube_client_patch(c, &kube_res_pods, "ns1", "p", patch, &obj, &err),
+	                 SIGIL_E_INVALID);
 	json_decref(patch);
-	assert_int_equal(kube_client_delete(c, &kube_res_pods, "ns1", NULL, NULL, &err), SIGIL_E_INVALID);
+	assert_int_equal(kube_client_delete(c, &kube_res_pods, "ns1", NULL, NULL, &err),
+	                 SIGIL_E_INVALID);
 	assert_int_equal(kube_client_evict_pod(c, NULL, "p", &err), SIGIL_E_INVALID);
 	obj = json_pack("{s:{s:s, s:s}}", "metadata", "name", "x", "namespace", "other");
-	assert_int_equal(kube_client_create(c, &kube_res_configmaps, "ns1", obj, NULL, &err), SIGIL_E_INVALID);
+	assert_int_equal(kube_client_create(c, &kube_res_configmaps, "ns1", obj, NULL, &err),
+	                 SIGIL_E_INVALID);
 	assert_non_null(strstr(err.msg, "differs from the request's"));
-	assert_int_equal(kube_client_create(c, &kube_res_configmaps, NULL, obj, NULL, &err), SIGIL_E_INVALID);
+	assert_int_equal(kube_client_create(c, &kube_res_configmaps, NULL, obj, NULL, &err),
+	                 SIGIL_E_INVALID);
 	json_decref(obj);
 	assert_int_equal(srv.nreq, 2);
 	kube_client_free(c);
@@ -429,26 +446,29 @@ static void test_update_retry_paths(void **state)
 	json_t *obj = NULL;
 	int calls = 0;
 
-	srv_add(HDR200 "{\"kind\":\"Lease\",\"metadata\":{\"name\":\"l\",\"resourceVersion\":\"3\"}}");
-	srv_add(HDR200 "{\"kind\":\"Lease\",\"metadata\":{\"name\":\"l\",\"resourceVersion\":\"3\"}}");
+	srv_add(HDR200
+	        "{\"kind\":\"Lease\",\"metadata\":{\"name\":\"l\",\"resourceVersion\":\"3\"}}");
+	srv_add(HDR200
+	        "{\"kind\":\"Lease\",\"metadata\":{\"name\":\"l\",\"resourceVersion\":\"3\"}}");
 	srv_add(HDR200 "{\"kind\":\"Lease\",\"metadata\":{\"name\":\"l\"}}");
 	/* No change needed: nothing is written. */
-	assert_int_equal(kube_client_update_retry(c, &kube_res_leases, "default", "l", 3, no_change, &calls,
-						  &obj, &err),
-			 0);
+	assert_int_equal(kube_client_update_retry(c, &kube_res_leases, "default", "l", 3, no_change,
+	                                          &calls, &obj, &err),
+	                 0);
 	assert_int_equal(calls, 1);
 	assert_string_equal(kube_object_resource_version(obj), "3");
 	json_decref(obj);
-	assert_int_equal(kube_client_update_retry(c, &kube_res_leases, "default", "l", 3, mutate_fails, NULL,
-						  NULL, &err),
-			 SIGIL_E_PRECOND);
+	assert_int_equal(kube_client_update_retry(c, &kube_res_leases, "default", "l", 3,
+	                                          mutate_fails, NULL, NULL, &err),
+	                 SIGIL_E_PRECOND);
 	/* An object without a resourceVersion cannot be updated safely. */
-	assert_int_equal(kube_client_update_retry(c, &kube_res_leases, "default", "l", 3, no_change, &calls,
-						  NULL, &err),
-			 SIGIL_E_CORRUPT);
+	assert_int_equal(kube_client_update_retry(c, &kube_res_leases, "default", "l", 3, no_change,
+	                                          &calls, NULL, &err),
+	                 SIGIL_E_CORRUPT);
 	assert_int_equal(srv.nreq, 3);
 	for (size_t i = 0; i < srv.nreq; i++)
-		assert_non_null(strstr(srv.reqs[i], "GET /apis/coordination.k8s.io/v1/namespaces/default/leases/l "));
+		assert_non_null(strstr(
+		    srv.reqs[i], "GET /apis/coordination.k8s.io/v1/namespaces/default/leases/l "));
 	kube_client_free(c);
 }
 
@@ -496,16 +516,17 @@ static int record(const kube_watch_event *ev, void *ctx, sigil_err *err)
 	size_t l = strlen(s->log);
 	const char *name = ev->type == KUBE_WATCH_SYNC ? "*" : kube_object_name(ev->object);
 
-	snprintf(s->log + l, sizeof(s->log) - l, "%s %s %s;", type_names[ev->type], name ? name : "?",
-		 ev->resource_version);
+	snprintf(s->log + l, sizeof(s->log) - l, "%s %s %s;", type_names[ev->type],
+	         name ? name : "?", ev->resource_version);
 	s->n++;
 	if (s->fail_with && s->n >= s->stop_after)
 		return sigil_err_set(err, s->fail_with, "callback says no");
 	return s->stop_after && s->n >= s->stop_after ? 1 : 0;
 }
 
-#define EV(type, name, rv)                                                                             \
-	"{\"type\":\"" type "\",\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"" name \
+#define EV(type, name, rv)                                                                         \
+	"{\"type\":\"" type                                                                        \
+	"\",\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"" name     \
 	"\",\"namespace\":\"default\",\"resourceVersion\":\"" rv "\"}}}\n"
 
 static void test_watch_resume_gone_relist(void **state)
@@ -522,21 +543,27 @@ static void test_watch_resume_gone_relist(void **state)
 		char resp[1024];
 		size_t half = strlen(ev1) / 2;
 
-		snprintf(resp, sizeof(resp), HDR200 "%.*s" PAUSE "%s" EV("MODIFIED", "a", "6"), (int)half, ev1,
-			 ev1 + half);
+		snprintf(resp, sizeof(resp), HDR200 "%.*s" PAUSE "%s" EV("MODIFIED", "a", "6"),
+		         (int)half, ev1, ev1 + half);
 		srv_add(resp);
 	}
 	/* Stream 2: the version is gone. */
-	srv_add(HDR200 "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
-		       "\"status\":\"Failure\",\"message\":\"too old resource version: 6 (9)\",\"reason\":\"Expired\","
-		       "\"code\":410}}\n");
+	srv_add(HDR200 "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\","
+	               "\"metadata\":{},"
+	               "\"status\":\"Failure\",\"message\":\"too old resource version: 6 "
+	               "(9)\",\"reason\":\"Expired\","
+	               "\"code\":410}}\n");
 	/* The relist. */
-	srv_add(HDR200 "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"10\"},"
-		       "\"items\":[{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"9\"}}]}");
+	srv_add(
+	    HDR200
+	    "{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"10\"},"
+	    "\"items\":[{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"9\"}}]}");
 	/* Stream 3: a bookmark, an unknown type (ignored), CRLF line ends, then a deletion. */
-	srv_add(HDR200 "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":"
-		       "{\"resourceVersion\":\"12\"}}}\r\n\r\n"
-		       "{\"type\":\"FUTURE\",\"object\":{}}\n" EV("DELETED", "a", "13") EV("ADDED", "b", "14"));
+	srv_add(HDR200 "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\","
+	               "\"metadata\":"
+	               "{\"resourceVersion\":\"12\"}}}\r\n\r\n"
+	               "{\"type\":\"FUTURE\",\"object\":{}}\n" EV("DELETED", "a", "13")
+	                   EV("ADDED", "b", "14"));
 	o.last_rv = last;
 	o.last_rv_size = sizeof(last);
 	s.stop_after = 4;
@@ -544,10 +571,12 @@ static void test_watch_resume_gone_relist(void **state)
 	assert_string_equal(s.log, "ADDED a 5;MODIFIED a 6;SYNC * 10;DELETED a 13;");
 	assert_string_equal(last, "13");
 	assert_int_equal(srv.nreq, 4);
-	assert_non_null(strstr(srv.reqs[0], "GET /api/v1/namespaces/default/pods?watch=1&resourceVersion=4&"
-					    "allowWatchBookmarks=true&timeoutSeconds=30 HTTP/1.1"));
+	assert_non_null(strstr(srv.reqs[0],
+	                       "GET /api/v1/namespaces/default/pods?watch=1&resourceVersion=4&"
+	                       "allowWatchBookmarks=true&timeoutSeconds=30 HTTP/1.1"));
 	assert_non_null(strstr(srv.reqs[1], "?watch=1&resourceVersion=6&"));
-	assert_non_null(strstr(srv.reqs[2], "GET /api/v1/namespaces/default/pods?limit=500 HTTP/1.1"));
+	assert_non_null(
+	    strstr(srv.reqs[2], "GET /api/v1/namespaces/default/pods?limit=500 HTTP/1.1"));
 	assert_non_null(strstr(srv.reqs[3], "?watch=1&resourceVersion=10&"));
 	kube_client_free(c);
 }
@@ -561,8 +590,9 @@ static void test_watch_garbage_then_recovers(void **state)
 
 	srv_add(HDR200 "this is not an event\n");
 	srv_add(HDR200 "{\"type\":\"ADDED\",\"object\":\"not an object\"}\n");
-	srv_add(HDR200 "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"x\",\"resourceVersion\":"
-		       "\"bad rv with spaces\"}}}\n");
+	srv_add(HDR200
+	        "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"x\",\"resourceVersion\":"
+	        "\"bad rv with spaces\"}}}\n");
 	srv_add(HDR200 EV("ADDED", "b", "8"));
 	assert_int_equal(kube_client_watch(c, &kube_res_pods, NULL, &o, record, &s, &err), 0);
 	assert_string_equal(s.log, "ADDED b 8;");
@@ -570,8 +600,8 @@ static void test_watch_garbage_then_recovers(void **state)
 	/* Resumed from the same version each time, selector escaped. */
 	for (size_t i = 0; i < 4; i++)
 		assert_non_null(strstr(srv.reqs[i], "GET /api/v1/pods?watch=1&resourceVersion=4&"
-						    "allowWatchBookmarks=true&timeoutSeconds=300&"
-						    "labelSelector=app%20in%20%28a%2Cb%29 "));
+		                                    "allowWatchBookmarks=true&timeoutSeconds=300&"
+		                                    "labelSelector=app%20in%20%28a%2Cb%29 "));
 	kube_client_free(c);
 }
 
@@ -582,22 +612,28 @@ static void test_watch_errors_end_it(void **state)
 	seen s = {0};
 	sigil_err err = {0};
 
-	srv_add("HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
-		"{\"kind\":\"Status\",\"status\":\"Failure\",\"message\":\"pods is forbidden: User \\\"x\\\" cannot "
-		"watch resource \\\"pods\\\"\",\"reason\":\"Forbidden\",\"code\":403}");
-	assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, record, &s, &err), SIGIL_E_PERM);
+	srv_add(
+	    "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+	    "{\"kind\":\"Status\",\"status\":\"Failure\",\"message\":\"pods is forbidden: User "
+	    "\\\"x\\\" cannot "
+	    "watch resource \\\"pods\\\"\",\"reason\":\"Forbidden\",\"code\":403}");
+	assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, record, &s, &err),
+	                 SIGIL_E_PERM);
 	assert_non_null(strstr(err.msg, "watch pods in namespace default: pods is forbidden"));
 
 	/* An ERROR event other than 410 that is not transient. */
-	srv_add(HDR200 "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"message\":\"bad selector\","
-		       "\"reason\":\"BadRequest\",\"code\":400}}\n");
-	assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, record, &s, &err), SIGIL_E_INVALID);
+	srv_add(HDR200
+	        "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"message\":\"bad selector\","
+	        "\"reason\":\"BadRequest\",\"code\":400}}\n");
+	assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, record, &s, &err),
+	                 SIGIL_E_INVALID);
 	assert_non_null(strstr(err.msg, "bad selector"));
 
 	/* A callback error ends the watch with that error. */
 	srv_add(HDR200 EV("ADDED", "a", "5"));
 	s = (seen){.stop_after = 1, .fail_with = SIGIL_E_IO};
-	assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, record, &s, &err), SIGIL_E_IO);
+	assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, record, &s, &err),
+	                 SIGIL_E_IO);
 	assert_string_equal(err.msg, "callback says no");
 	assert_int_equal(srv.nreq, 3);
 	kube_client_free(c);
@@ -617,10 +653,28 @@ static void test_watch_gives_up(void **state)
 	ko.backoff_max_ms = 10;
 	c = new_client(&ko);
 	for (int i = 0; i < 3; i++)
-		srv_add("HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Length: 4\r\n\r\noops");
-	assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, record, &s, &err), SIGIL_E_UNAVAIL);
+		srv_add("HTTP/1.1 500 Internal Server Error\r\nConnection: "
+		        "close\r\nContent-Length: 4\r\n\r\noops");
+	assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, record, &s, &err),
+	                 SIGIL_E_UNAVAIL);
 	assert_non_null(strstr(err.msg, "giving up after 3 failed attempts"));
 	assert_int_equal(srv.nreq, 3);
+
+	/* A server that says 410 right after every LIST: no hot loop. */
+	for (int i = 0; i < 3; i++) {
+		srv_add(HDR200 "{\"kind\":\"PodList\",\"metadata\":{\"resourceVersion\":\"10\"},"
+		               "\"items\":[]}");
+		srv_add(HDR200
+		        "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"message\":\"too old "
+		        "resource version\",\"reason\":\"Expired\",\"code\":410}}\n");
+	}
+	o.resource_version = NULL;
+	s = (seen){0};
+	assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, record, &s, &err),
+	                 KUBE_E_GONE);
+	assert_non_null(strstr(err.msg, "giving up after 3 failed attempts"));
+	assert_string_equal(s.log, "SYNC * 10;SYNC * 10;SYNC * 10;");
+	assert_int_equal(srv.nreq, 9);
 	kube_client_free(c);
 }
 
@@ -636,7 +690,8 @@ static void test_watch_event_too_big(void **state)
 	memcpy(big, HDR200, hl);
 	memset(big + hl, 'x', n - hl);
 	srv_add_owned(big, n);
-	assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, record, &s, &err), SIGIL_E_LIMIT);
+	assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, record, &s, &err),
+	                 SIGIL_E_LIMIT);
 	assert_non_null(strstr(err.msg, "an event exceeds"));
 	kube_client_free(c);
 }
@@ -681,14 +736,16 @@ static void test_watch_stop_and_deadline(void **state)
 		fail_msg("max_duration took %lld ms", (long long)dt);
 
 	o = (kube_watch_opts){.resource_version = "4"};
-	assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, NULL, &s, &err), SIGIL_E_INVALID);
+	assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, NULL, &s, &err),
+	                 SIGIL_E_INVALID);
 	{
 		char tiny[4];
 
 		o.last_rv = tiny;
 		o.last_rv_size = sizeof(tiny);
-		assert_int_equal(kube_client_watch(c, &kube_res_pods, "default", &o, record, &s, &err),
-				 SIGIL_E_INVALID);
+		assert_int_equal(
+		    kube_client_watch(c, &kube_res_pods, "default", &o, record, &s, &err),
+		    SIGIL_E_INVALID);
 	}
 	kube_client_free(c);
 }
@@ -696,19 +753,23 @@ static void test_watch_stop_and_deadline(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_resources),
-		cmocka_unit_test(test_client_new_checks),
-		cmocka_unit_test_setup_teardown(test_answers_that_are_not_objects, srv_setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_response_limit_without_length, srv_setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_delete_and_patch_requests, srv_setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_update_retry_paths, srv_setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_rate_limit, srv_setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_watch_resume_gone_relist, srv_setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_watch_garbage_then_recovers, srv_setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_watch_errors_end_it, srv_setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_watch_gives_up, srv_setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_watch_event_too_big, srv_setup, srv_teardown),
-		cmocka_unit_test_setup_teardown(test_watch_stop_and_deadline, srv_setup, srv_teardown),
+	    cmocka_unit_test(test_resources),
+	    cmocka_unit_test(test_client_new_checks),
+	    cmocka_unit_test_setup_teardown(test_answers_that_are_not_objects, srv_setup,
+	                                    srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_response_limit_without_length, srv_setup,
+	                                    srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_delete_and_patch_requests, srv_setup,
+	                                    srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_update_retry_paths, srv_setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_rate_limit, srv_setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_watch_resume_gone_relist, srv_setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_watch_garbage_then_recovers, srv_setup,
+	                                    srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_watch_errors_end_it, srv_setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_watch_gives_up, srv_setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_watch_event_too_big, srv_setup, srv_teardown),
+	    cmocka_unit_test_setup_teardown(test_watch_stop_and_deadline, srv_setup, srv_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -52,40 +52,39 @@ static int parse(const char *yaml, const char *context, kube_config **ret, sigil
 }
 
 /* A kubeconfig as kind/kubectl write it. */
-static const char KC_FULL[] =
-	"apiVersion: v1\n"
-	"kind: Config\n"
-	"preferences: {}\n"
-	"clusters:\n"
-	"- cluster:\n"
-	"    certificate-authority: pki/ca.crt\n"
-	"    server: https://10.0.0.1:6443/\n"
-	"    extensions:\n"
-	"    - name: client.authentication.k8s.io/exec\n"
-	"      extension: {foo: bar}\n"
-	"  name: prod\n"
-	"- cluster:\n"
-	"    insecure-skip-tls-verify: true\n"
-	"    server: https://127.0.0.1:8443\n"
-	"  name: dev\n"
-	"contexts:\n"
-	"- context:\n"
-	"    cluster: prod\n"
-	"    user: admin\n"
-	"    namespace: sigil\n"
-	"  name: prod-admin\n"
-	"- context: {cluster: dev, user: dev-user}\n"
-	"  name: dev\n"
-	"current-context: prod-admin\n"
-	"users:\n"
-	"- name: admin\n"
-	"  user:\n"
-	"    token: abc.def-ghi\n"
-	"- name: dev-user\n"
-	"  user:\n"
-	"    tokenFile: /var/run/token\n"
-	"    client-certificate: certs/dev.crt\n"
-	"    client-key: /abs/dev.key\n";
+static const char KC_FULL[] = "apiVersion: v1\n"
+                              "kind: Config\n"
+                              "preferences: {}\n"
+                              "clusters:\n"
+                              "- cluster:\n"
+                              "    certificate-authority: pki/ca.crt\n"
+                              "    server: https://10.0.0.1:6443/\n"
+                              "    extensions:\n"
+                              "    - name: client.authentication.k8s.io/exec\n"
+                              "      extension: {foo: bar}\n"
+                              "  name: prod\n"
+                              "- cluster:\n"
+                              "    insecure-skip-tls-verify: true\n"
+                              "    server: https://127.0.0.1:8443\n"
+                              "  name: dev\n"
+                              "contexts:\n"
+                              "- context:\n"
+                              "    cluster: prod\n"
+                              "    user: admin\n"
+                              "    namespace: sigil\n"
+                              "  name: prod-admin\n"
+                              "- context: {cluster: dev, user: dev-user}\n"
+                              "  name: dev\n"
+                              "current-context: prod-admin\n"
+                              "users:\n"
+                              "- name: admin\n"
+                              "  user:\n"
+                              "    token: abc.def-ghi\n"
+                              "- name: dev-user\n"
+                              "  user:\n"
+                              "    tokenFile: /var/run/token\n"
+                              "    client-certificate: certs/dev.crt\n"
+                              "    client-key: /abs/dev.key\n";
 
 static void test_kubeconfig_full(void **state)
 {
@@ -121,7 +120,8 @@ static void test_kubeconfig_other_context(void **state)
 	kube_config_free(TAKE_PTR(c));
 
 	/* Without a base directory relative names stay relative. */
-	assert_int_equal(kube_config_parse_kubeconfig(KC_FULL, strlen(KC_FULL), NULL, "dev", &c, &err), 0);
+	assert_int_equal(
+	    kube_config_parse_kubeconfig(KC_FULL, strlen(KC_FULL), NULL, "dev", &c, &err), 0);
 	assert_string_equal(c->client_cert_file, "certs/dev.crt");
 }
 
@@ -149,11 +149,13 @@ static void test_kubeconfig_missing_cluster_and_user(void **state)
 {
 	kube_config *c = NULL;
 	sigil_err err = {0};
-	const char *y = "contexts:\n- name: a\n  context: {cluster: nope, user: u}\ncurrent-context: a\n";
-	const char *y2 = "clusters:\n- name: c\n  cluster: {server: 'https://x'}\n"
-			 "contexts:\n- name: a\n  context: {cluster: c, user: ghost}\ncurrent-context: a\n";
+	const char *y =
+	    "contexts:\n- name: a\n  context: {cluster: nope, user: u}\ncurrent-context: a\n";
+	const char *y2 =
+	    "clusters:\n- name: c\n  cluster: {server: 'https://x'}\n"
+	    "contexts:\n- name: a\n  context: {cluster: c, user: ghost}\ncurrent-context: a\n";
 	const char *y3 = "clusters:\n- name: c\n  cluster: {certificate-authority: /ca}\n"
-			 "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
+	                 "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
 
 	assert_int_equal(parse(y, NULL, &c, &err), SIGIL_E_NOTFOUND);
 	assert_non_null(strstr(err.msg, "no clusters entry named \"nope\""));
@@ -169,9 +171,11 @@ static void test_kubeconfig_anonymous(void **state)
 	_cleanup_(kube_config_freep) kube_config *c = NULL;
 	sigil_err err = {0};
 	/* No user in the context, null fields: anonymous, like kubectl. */
-	const char *y = "clusters:\n- name: c\n  cluster:\n    server: https://k\n    certificate-authority: ~\n"
-			"contexts:\n- name: a\n  context: {cluster: c, user: null, namespace: null}\n"
-			"current-context: a\n";
+	const char *y =
+	    "clusters:\n- name: c\n  cluster:\n    server: https://k\n    certificate-authority: "
+	    "~\n"
+	    "contexts:\n- name: a\n  context: {cluster: c, user: null, namespace: null}\n"
+	    "current-context: a\n";
 
 	assert_int_equal(parse(y, NULL, &c, &err), 0);
 	assert_null(c->token);
@@ -182,7 +186,8 @@ static void test_kubeconfig_anonymous(void **state)
 /* base64 of a PEM certificate-ish text. */
 static char *b64(const char *s)
 {
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tbl[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t n = strlen(s), o = 0;
 	char *out = malloc(n / 3 * 4 + 5);
 
@@ -211,23 +216,25 @@ static char *kc_with_user(const char *cluster_extra, const char *user_body)
 	char *s = NULL;
 
 	assert_true(asprintf(&s,
-			     "clusters:\n- name: c\n  cluster:\n    server: https://k:6443\n%s"
-			     "users:\n- name: u\n  user:\n%s"
-			     "contexts:\n- name: a\n  context: {cluster: c, user: u}\n"
-			     "current-context: a\n",
-			     cluster_extra, user_body) > 0);
+	                     "clusters:\n- name: c\n  cluster:\n    server: https://k:6443\n%s"
+	                     "users:\n- name: u\n  user:\n%s"
+	                     "contexts:\n- name: a\n  context: {cluster: c, user: u}\n"
+	                     "current-context: a\n",
+	                     cluster_extra, user_body) > 0);
 	return s;
 }
 
 static void test_kubeconfig_inline_data(void **state)
 {
 	_cleanup_(kube_config_freep) kube_config *c = NULL;
-	_cleanup_free_ char *ca = b64(PEM_CERT), *key = b64(PEM_KEY), *crt = b64("-----BEGIN CERTIFICATE-----\nx");
+	_cleanup_free_ char *ca = b64(PEM_CERT), *key = b64(PEM_KEY),
+	                    *crt = b64("-----BEGIN CERTIFICATE-----\nx");
 	_cleanup_free_ char *cl = NULL, *us = NULL, *y = NULL;
 	sigil_err err = {0};
 
 	assert_true(asprintf(&cl, "    certificate-authority-data: %s\n", ca) > 0);
-	assert_true(asprintf(&us, "    client-certificate-data: %s\n    client-key-data: %s\n", crt, key) > 0);
+	assert_true(asprintf(&us, "    client-certificate-data: %s\n    client-key-data: %s\n", crt,
+	                     key) > 0);
 	y = kc_with_user(cl, us);
 	assert_int_equal(parse(y, NULL, &c, &err), 0);
 	assert_int_equal(c->ca_data_len, strlen(PEM_CERT));
@@ -238,7 +245,7 @@ static void test_kubeconfig_inline_data(void **state)
 }
 
 static void expect_user_error(const char *cluster_extra, const char *user_body, int code,
-			      const char *needle)
+                              const char *needle)
 {
 	_cleanup_free_ char *y = kc_with_user(cluster_extra, user_body);
 	kube_config *c = NULL;
@@ -257,53 +264,72 @@ static void test_kubeconfig_bad_data(void **state)
 	_cleanup_free_ char *l1 = NULL, *l2 = NULL, *l3 = NULL;
 
 	expect_user_error("    certificate-authority-data: '!!notbase64'\n", "    token: t\n",
-			  SIGIL_E_INVALID, "certificate-authority-data is not valid base64");
+	                  SIGIL_E_INVALID, "certificate-authority-data is not valid base64");
 	expect_user_error("    certificate-authority-data: QUJD=A==\n", "    token: t\n",
-			  SIGIL_E_INVALID, "not valid base64");
-	expect_user_error("    certificate-authority-data: QUJ\n", "    token: t\n", SIGIL_E_INVALID,
-			  "not valid base64");
+	                  SIGIL_E_INVALID, "not valid base64");
+	expect_user_error("    certificate-authority-data: QUJ\n", "    token: t\n",
+	                  SIGIL_E_INVALID, "not valid base64");
 	assert_true(asprintf(&l1, "    certificate-authority-data: %s\n", notpem) > 0);
 	expect_user_error(l1, "    token: t\n", SIGIL_E_INVALID, "does not hold PEM data");
-	assert_true(asprintf(&l2, "    certificate-authority-data: %s\n    certificate-authority: /ca\n", ca) > 0);
+	assert_true(asprintf(&l2,
+	                     "    certificate-authority-data: %s\n    certificate-authority: /ca\n",
+	                     ca) > 0);
 	expect_user_error(l2, "    token: t\n", SIGIL_E_INVALID,
-			  "both certificate-authority and certificate-authority-data");
-	assert_true(asprintf(&l3, "    certificate-authority-data: %s\n    insecure-skip-tls-verify: true\n", ca) > 0);
-	expect_user_error(l3, "    token: t\n", SIGIL_E_INVALID, "insecure-skip-tls-verify and a certificate authority");
-	expect_user_error("    insecure-skip-tls-verify: maybe\n", "    token: t\n", SIGIL_E_INVALID,
-			  "must be true or false");
+	                  "both certificate-authority and certificate-authority-data");
+	assert_true(
+	    asprintf(&l3,
+	             "    certificate-authority-data: %s\n    insecure-skip-tls-verify: true\n",
+	             ca) > 0);
+	expect_user_error(l3, "    token: t\n", SIGIL_E_INVALID,
+	                  "insecure-skip-tls-verify and a certificate authority");
+	expect_user_error("    insecure-skip-tls-verify: maybe\n", "    token: t\n",
+	                  SIGIL_E_INVALID, "must be true or false");
 }
 
 static void test_kubeconfig_refused_auth(void **state)
 {
-	expect_user_error("", "    exec:\n      command: aws\n      apiVersion: client.authentication.k8s.io/v1beta1\n",
-			  SIGIL_E_INVALID, "user.exec is not supported: credential plugins");
-	expect_user_error("", "    auth-provider: {name: gcp}\n", SIGIL_E_INVALID, "auth-provider is not supported");
+	expect_user_error("",
+	                  "    exec:\n      command: aws\n      apiVersion: "
+	                  "client.authentication.k8s.io/v1beta1\n",
+	                  SIGIL_E_INVALID, "user.exec is not supported: credential plugins");
+	expect_user_error("", "    auth-provider: {name: gcp}\n", SIGIL_E_INVALID,
+	                  "auth-provider is not supported");
 	expect_user_error("", "    username: admin\n    password: secret\n", SIGIL_E_INVALID,
-			  "basic authentication");
-	expect_user_error("", "    token: t\n    as: someone-else\n", SIGIL_E_INVALID, "impersonation");
+	                  "basic authentication");
+	expect_user_error("", "    token: t\n    as: someone-else\n", SIGIL_E_INVALID,
+	                  "impersonation");
 	expect_user_error("    proxy-url: http://proxy:3128\n", "    token: t\n", SIGIL_E_INVALID,
-			  "cluster.proxy-url is not supported");
+	                  "cluster.proxy-url is not supported");
 	expect_user_error("    tls-server-name: api.internal\n", "    token: t\n", SIGIL_E_INVALID,
-			  "tls-server-name is not supported");
+	                  "tls-server-name is not supported");
 	expect_user_error("", "    client-certificate: /c.crt\n", SIGIL_E_INVALID, "needs its key");
 	expect_user_error("", "    client-key: /c.key\n", SIGIL_E_INVALID, "needs its key");
-	expect_user_error("", "    client-certificate: /c.crt\n    client-certificate-data: QUJD\n    client-key: /k\n",
-			  SIGIL_E_INVALID, "does not hold PEM data");
+	expect_user_error("",
+	                  "    client-certificate: /c.crt\n    client-certificate-data: QUJD\n    "
+	                  "client-key: /k\n",
+	                  SIGIL_E_INVALID, "does not hold PEM data");
 	{
 		_cleanup_free_ char *crt = b64(PEM_CERT), *key = b64(PEM_KEY);
 		_cleanup_free_ char *u1 = NULL, *u2 = NULL;
 
-		assert_true(asprintf(&u1, "    client-certificate: /c.crt\n    client-certificate-data: %s\n"
-				     "    client-key: /k\n", crt) > 0);
+		assert_true(
+		    asprintf(&u1,
+		             "    client-certificate: /c.crt\n    client-certificate-data: %s\n"
+		             "    client-key: /k\n",
+		             crt) > 0);
 		expect_user_error("", u1, SIGIL_E_INVALID,
-				  "both client-certificate and client-certificate-data");
-		assert_true(asprintf(&u2, "    client-certificate: /c.crt\n    client-key-data: %s\n"
-				     "    client-key: /k\n", key) > 0);
+		                  "both client-certificate and client-certificate-data");
+		assert_true(asprintf(&u2,
+		                     "    client-certificate: /c.crt\n    client-key-data: %s\n"
+		                     "    client-key: /k\n",
+		                     key) > 0);
 		expect_user_error("", u2, SIGIL_E_INVALID, "both client-key and client-key-data");
 	}
 	expect_user_error("", "    token: \"a b\"\n", SIGIL_E_INVALID, "token contains spaces");
-	expect_user_error("", "    token: \"a\\u0001b\"\n", SIGIL_E_INVALID, "token contains spaces");
-	expect_user_error("", "    token: [a, b]\n", SIGIL_E_INVALID, "user.token must be a string");
+	expect_user_error("", "    token: \"a\\u0001b\"\n", SIGIL_E_INVALID,
+	                  "token contains spaces");
+	expect_user_error("", "    token: [a, b]\n", SIGIL_E_INVALID,
+	                  "user.token must be a string");
 	expect_user_error("", "    token: \"a\\0b\"\n", SIGIL_E_INVALID, "NUL characters");
 }
 
@@ -321,31 +347,39 @@ static void expect_error(const char *yaml, size_t len, int code, const char *nee
 static void test_kubeconfig_structure_errors(void **state)
 {
 	static const char dup_key[] = "current-context: a\ncurrent-context: b\n";
-	static const char dup_entry[] = "clusters:\n- name: c\n  cluster: {server: 'https://a'}\n"
-					"- name: c\n  cluster: {server: 'https://b'}\n"
-					"contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
+	static const char dup_entry[] =
+	    "clusters:\n- name: c\n  cluster: {server: 'https://a'}\n"
+	    "- name: c\n  cluster: {server: 'https://b'}\n"
+	    "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
 	static const char anchors[] = "clusters:\n- name: c\n  cluster: &x {server: 'https://a'}\n"
-				      "- name: d\n  cluster: *x\n";
+	                              "- name: d\n  cluster: *x\n";
 	static const char tags[] = "current-context: !!str a\n";
 	static const char two_docs[] = "current-context: a\n---\ncurrent-context: b\n";
 	static const char not_map[] = "- a\n- b\n";
 	static const char wrong_kind[] = "kind: Pod\ncurrent-context: a\n";
-	static const char bad_server[] = "clusters:\n- name: c\n  cluster: {server: 'ftp://a'}\n"
-					 "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
-	static const char space_server[] = "clusters:\n- name: c\n  cluster: {server: 'https://a b'}\n"
-					   "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
+	static const char bad_server[] =
+	    "clusters:\n- name: c\n  cluster: {server: 'ftp://a'}\n"
+	    "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
+	static const char space_server[] =
+	    "clusters:\n- name: c\n  cluster: {server: 'https://a b'}\n"
+	    "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
 	/* Found by the fuzzer: "https://" alone once became "https:". */
-	static const char no_host[] = "clusters:\n- name: c\n  cluster: {server: 'https:///'}\n"
-				      "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
-	static const char bad_ns[] = "clusters:\n- name: c\n  cluster: {server: 'https://a'}\n"
-				     "contexts:\n- name: a\n  context: {cluster: c, namespace: 'Bad_NS'}\n"
-				     "current-context: a\n";
-	static const char list_not_seq[] = "clusters: {c: 1}\ncontexts:\n- name: a\n  context: {cluster: c}\n"
-					   "current-context: a\n";
-	static const char entry_not_map[] = "clusters: [c]\ncontexts:\n- name: a\n  context: {cluster: c}\n"
-					    "current-context: a\n";
-	static const char body_not_map[] = "clusters:\n- name: c\n  cluster: https://a\n"
-					   "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
+	static const char no_host[] =
+	    "clusters:\n- name: c\n  cluster: {server: 'https:///'}\n"
+	    "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
+	static const char bad_ns[] =
+	    "clusters:\n- name: c\n  cluster: {server: 'https://a'}\n"
+	    "contexts:\n- name: a\n  context: {cluster: c, namespace: 'Bad_NS'}\n"
+	    "current-context: a\n";
+	static const char list_not_seq[] =
+	    "clusters: {c: 1}\ncontexts:\n- name: a\n  context: {cluster: c}\n"
+	    "current-context: a\n";
+	static const char entry_not_map[] =
+	    "clusters: [c]\ncontexts:\n- name: a\n  context: {cluster: c}\n"
+	    "current-context: a\n";
+	static const char body_not_map[] =
+	    "clusters:\n- name: c\n  cluster: https://a\n"
+	    "contexts:\n- name: a\n  context: {cluster: c}\ncurrent-context: a\n";
 	static const char tab[] = "clusters:\n\t- name: c\n";
 
 	expect_error("", 0, SIGIL_E_INVALID, "kubeconfig is empty");
@@ -356,22 +390,34 @@ static void test_kubeconfig_structure_errors(void **state)
 	expect_error(tags, strlen(tags), SIGIL_E_INVALID, "tags are not allowed");
 	expect_error(two_docs, strlen(two_docs), SIGIL_E_INVALID, "more than one YAML document");
 	expect_error(not_map, strlen(not_map), SIGIL_E_INVALID, "not a mapping");
-	expect_error(wrong_kind, strlen(wrong_kind), SIGIL_E_INVALID, "kind is \"Pod\", not Config");
+	expect_error(wrong_kind, strlen(wrong_kind), SIGIL_E_INVALID,
+	             "kind is \"Pod\", not Config");
 	expect_error(bad_server, strlen(bad_server), SIGIL_E_INVALID, "is not an https:// URL");
 	expect_error(space_server, strlen(space_server), SIGIL_E_INVALID, "is not an https:// URL");
 	expect_error(no_host, strlen(no_host), SIGIL_E_INVALID, "has no host");
 	expect_error(bad_ns, strlen(bad_ns), SIGIL_E_INVALID, "is not a DNS label");
-	expect_error(list_not_seq, strlen(list_not_seq), SIGIL_E_INVALID, "clusters must be a list");
-	expect_error(entry_not_map, strlen(entry_not_map), SIGIL_E_INVALID, "each of clusters must be a mapping");
-	expect_error(body_not_map, strlen(body_not_map), SIGIL_E_INVALID, "cluster must be a mapping");
+	expect_error(list_not_seq, strlen(list_not_seq), SIGIL_E_INVALID,
+	             "clusters must be a list");
+	expect_error(entry_not_map, strlen(entry_not_map), SIGIL_E_INVALID,
+	             "each of clusters must be a mapping");
+	expect_error(body_not_map, strlen(body_not_map), SIGIL_E_INVALID,
+	             "cluster must be a mapping");
 	expect_error(tab, strlen(tab), SIGIL_E_INVALID, "tabs cannot indent YAML");
 }
 
 static void test_kubeconfig_garbage(void **state)
 {
 	static const char *const garbage[] = {
-		"{{{{", "]]", "clusters: [", "\"unterminated", "key: 'unterminated\n", "\xff\xfe\x00\x01",
-		"%YAML 9.9\n---\na: b\n", "? complex\n: key\n", "a: b: c\n", ": :\n",
+	    "{{{{",
+	    "]]",
+	    "clusters: [",
+	    "\"unterminated",
+	    "key: 'unterminated\n",
+	    "\xff\xfe\x00\x01",
+	    "%YAML 9.9\n---\na: b\n",
+	    "? complex\n: key\n",
+	    "a: b: c\n",
+	    ": :\n",
 	};
 	/* Binary noise with a NUL in it. */
 	static const char noise[] = "clusters:\x00\x01\x02\x80\xc3\x28 server";
@@ -379,7 +425,8 @@ static void test_kubeconfig_garbage(void **state)
 	for (size_t i = 0; i < SIGIL_ARRAY_SIZE(garbage); i++) {
 		kube_config *c = NULL;
 		sigil_err err = {0};
-		int r = kube_config_parse_kubeconfig(garbage[i], strlen(garbage[i]), "/d", NULL, &c, &err);
+		int r = kube_config_parse_kubeconfig(garbage[i], strlen(garbage[i]), "/d", NULL, &c,
+		                                     &err);
 
 		assert_true(r < 0);
 		assert_int_equal(err.code, r);
@@ -512,10 +559,11 @@ static void test_load_kubeconfig_file(void **state)
 	_cleanup_free_ char *want_tok = sigil_path_join(tmpdir, "cfg/sub/token");
 	sigil_err err = {0};
 	static const char y[] =
-		"clusters:\n- name: c\n  cluster:\n    server: https://k:6443\n    certificate-authority: ca.crt\n"
-		"users:\n- name: u\n  user:\n    tokenFile: sub/token\n"
-		"contexts:\n- name: a\n  context: {cluster: c, user: u, namespace: team-a}\n"
-		"current-context: a\n";
+	    "clusters:\n- name: c\n  cluster:\n    server: https://k:6443\n    "
+	    "certificate-authority: ca.crt\n"
+	    "users:\n- name: u\n  user:\n    tokenFile: sub/token\n"
+	    "contexts:\n- name: a\n  context: {cluster: c, user: u, namespace: team-a}\n"
+	    "current-context: a\n";
 
 	write_file("cfg/config", y);
 	/* The files it names must exist. */
@@ -547,7 +595,8 @@ static void test_load_kubeconfig_file(void **state)
 	{
 		_cleanup_free_ char *missing = sigil_path_join(tmpdir, "nope");
 
-		assert_int_equal(kube_config_load_kubeconfig(missing, NULL, &c, &err), SIGIL_E_NOTFOUND);
+		assert_int_equal(kube_config_load_kubeconfig(missing, NULL, &c, &err),
+		                 SIGIL_E_NOTFOUND);
 		assert_non_null(strstr(err.msg, "kubeconfig"));
 	}
 }
@@ -616,22 +665,22 @@ static void test_in_cluster(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_kubeconfig_full),
-		cmocka_unit_test(test_kubeconfig_other_context),
-		cmocka_unit_test(test_kubeconfig_unknown_context),
-		cmocka_unit_test(test_kubeconfig_no_current_context),
-		cmocka_unit_test(test_kubeconfig_missing_cluster_and_user),
-		cmocka_unit_test(test_kubeconfig_anonymous),
-		cmocka_unit_test(test_kubeconfig_inline_data),
-		cmocka_unit_test(test_kubeconfig_bad_data),
-		cmocka_unit_test(test_kubeconfig_refused_auth),
-		cmocka_unit_test(test_kubeconfig_structure_errors),
-		cmocka_unit_test(test_kubeconfig_garbage),
-		cmocka_unit_test(test_kubeconfig_truncated),
-		cmocka_unit_test(test_kubeconfig_limits),
-		cmocka_unit_test_setup_teardown(test_read_token, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_load_kubeconfig_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_in_cluster, setup, teardown),
+	    cmocka_unit_test(test_kubeconfig_full),
+	    cmocka_unit_test(test_kubeconfig_other_context),
+	    cmocka_unit_test(test_kubeconfig_unknown_context),
+	    cmocka_unit_test(test_kubeconfig_no_current_context),
+	    cmocka_unit_test(test_kubeconfig_missing_cluster_and_user),
+	    cmocka_unit_test(test_kubeconfig_anonymous),
+	    cmocka_unit_test(test_kubeconfig_inline_data),
+	    cmocka_unit_test(test_kubeconfig_bad_data),
+	    cmocka_unit_test(test_kubeconfig_refused_auth),
+	    cmocka_unit_test(test_kubeconfig_structure_errors),
+	    cmocka_unit_test(test_kubeconfig_garbage),
+	    cmocka_unit_test(test_kubeconfig_truncated),
+	    cmocka_unit_test(test_kubeconfig_limits),
+	    cmocka_unit_test_setup_teardown(test_read_token, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_load_kubeconfig_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_in_cluster, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
