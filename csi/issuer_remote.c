@@ -409,18 +409,14 @@ static bool remote_ready(csi_issuer *is)
 	Sigil__V1__StatusRequest in = SIGIL__V1__STATUS_REQUEST__INIT;
 	uint8_t *resp = NULL;
 	size_t rl = 0;
-	int saved = ri->attempts;
-	int64_t saved_t = ri->timeout_ms;
 	int r;
 
-	/* Probe must answer quickly: one short attempt.  (attempts/timeout are
-	 * only read by remote_call on this thread's copy.) */
+	/* Probe must answer quickly: one short attempt, on a copy of the
+	 * settings so that concurrent publishes keep theirs. */
 	remote_issuer probe = *ri;
 	probe.attempts = 1;
 	probe.timeout_ms = 2000;
 	r = remote_call(&probe, "/sigil.v1.Issuer/Status", &in.base, &resp, &rl, NULL);
-	(void)saved;
-	(void)saved_t;
 	free(resp);
 	return r == 0;
 }
