@@ -29,6 +29,8 @@ typedef struct svc_class {
 
 struct ca_service {
 	ca_store *store;
+	int (*external_sign)(const ca_external_config *cfg, const struct ca_external_request *req,
+			     X509 **ret_leaf, STACK_OF(X509) **ret_chain, sigil_err *err);
 	sigil_clock clock;
 	char *cluster_domain;
 	char *secrets_dir;
@@ -191,7 +193,10 @@ static int class_open(ca_service *svc, svc_class *c, sigil_err *err)
 		}
 		break;
 	case CA_BACKEND_EXTERNAL:
-		if (sk_X509_num(c->extra_trust) == 0)
+		if (!svc->external_sign)
+			r = sigil_err_set(err, SIGIL_E_INVALID,
+					  "externalCa classes are served by sigil-ca, not by an embedded CA");
+		else if (sk_X509_num(c->extra_trust) == 0)
 			r = sigil_err_set(err, SIGIL_E_INVALID,
 					  "an externalCa class needs additionalTrustRoots (the company root)");
 		break;
@@ -221,6 +226,7 @@ int ca_service_new(const ca_service_config *cfg, ca_service **ret, sigil_err *er
 	if (!svc)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
 	svc->store = cfg->store;
+	svc->external_sign = cfg->external_sign;
 	svc->clock = cfg->clock ? *cfg->clock : sigil_clock_real;
 	svc->cluster_domain = strdup(cfg->cluster_domain ? cfg->cluster_domain : CA_DEFAULT_CLUSTER_DOMAIN);
 	svc->secrets_dir = cfg->secrets_dir ? strdup(cfg->secrets_dir) : NULL;
@@ -339,7 +345,7 @@ static int issue_locked(ca_service *svc, svc_class *c, const ca_issue_request *r
 			.ips = (const char *const *)names->ips, .n_ips = names->n_ips,
 			.lifetime_secs = lifetime,
 		};
-		r = ca_external_sign(&c->cfg.external, &er, &res->leaf, &res->chain, err);
+		r = svc->external_sign(&c->cfg.external, &er, &res->leaf, &res->chain, err);
 	} else if (req->csr_der) {
 		const ca_authority *signer = c->imported ? c->imported : ca_set_signer(c->set, now + lifetime);
 		ca_leaf_request lr = {

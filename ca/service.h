@@ -92,6 +92,7 @@ typedef struct ca_class_config {
 void ca_class_config_defaults(ca_class_config *c, const char *name);
 
 typedef struct ca_service ca_service;
+struct ca_external_request; /* ca/external.h */
 
 typedef struct ca_service_config {
 	ca_store *store;               /* borrowed; must outlive the service */
@@ -99,6 +100,11 @@ typedef struct ca_service_config {
 	size_t n_classes;
 	const char *cluster_domain;    /* NULL: cluster.local */
 	const char *secrets_dir;       /* standalone Secrets: DIR/<ns>/<name>/<key>; NULL: none */
+	/* externalCa signing (ca/external.h ca_external_sign).  A function
+	 * pointer so that only sigil-ca links libcurl: the node's embedded CA
+	 * leaves it NULL and refuses externalCa classes. */
+	int (*external_sign)(const ca_external_config *cfg, const struct ca_external_request *req,
+			     X509 **ret_leaf, STACK_OF(X509) **ret_chain, sigil_err *err);
 	const sigil_clock *clock;      /* NULL: real clock */
 } ca_service_config;
 

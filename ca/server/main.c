@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ca/external.h"
 #include "ca/issue.h"
 #include "ca/secretclass.h"
 #include "ca/server/issuer_service.h"
@@ -240,6 +241,7 @@ static int build_service(const opts *o, ca_store *store, ca_service **ret, sigil
 			.n_classes = n,
 			.cluster_domain = o->cluster_domain,
 			.secrets_dir = o->secrets_dir,
+			.external_sign = ca_external_sign,
 		};
 		r = ca_service_new(&cfg, ret, err);
 	}
