@@ -1,7 +1,7 @@
 /* bench/keytab: Kerberos keytab volumes per second through
- * kerberos_provision (what sigil-ca runs for every ProvisionKeytab: one
- * sigil-kadm-helper process, one kadm5 session, create-if-missing, extract
- * every key) beside MIT's kadmin CLI doing the same work against the same
+ * kerberos_provision (what sigil-ca runs for every ProvisionKeytab: a
+ * pooled sigil-kadm-helper process with its kadm5 session, create-if-missing,
+ * extract every key) beside MIT's kadmin CLI doing the same work against the same
  * kadmind in the same run:
  *   (a) one kadmin process per principal for `addprinc -randkey P` and one
  *       for `ktadd -norandkey -k FILE P` (what a script around kadmin does);
@@ -687,7 +687,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	printf("sigil: kerberos_provision (one sigil-kadm-helper + kadm5 session per volume)\n");
+	printf("sigil: kerberos_provision (pooled sigil-kadm-helpers, kadm5 sessions reused)\n");
 	for (size_t i = 0; i < o.n_conc; i++) {
 		char what[96];
 

@@ -8,12 +8,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,8 +29,13 @@
 extern char **environ;
 
 #define QUOTE_LEN 80
-/* How long an answered helper may take to exit. */
-#define KADM_EXIT_GRACE_MS 2000
+/* Helpers per admin configuration: each serves one request at a time. */
+#define KADM_POOL_MAX 4
+/* An idle helper older than this is not reused (the helper itself exits
+ * after 60 s without a request; stay clear of that race). */
+#define KADM_POOL_IDLE_MS 50000
+/* Nor one that has lived this long (its kadmind session is renewed). */
+#define KADM_POOL_MAX_AGE_MS (10 * 60 * 1000)
 
 static const uint8_t kadm_magic[4] = {'S', 'G', 'K', '1'};
 
@@ -361,12 +368,6 @@ static int resolve_helper(const kerberos_admin_config *cfg, char *buf, size_t le
 
 /* ---- the helper process ------------------------------------------------------------ */
 
-static void close_fdp(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-}
-
 static int spawn_helper(const char *path, int child_fd, pid_t *ret, sigil_err *err)
 {
 	posix_spawn_file_actions_t fa;
@@ -540,27 +541,357 @@ static int recv_frame(int fd, int64_t deadline, secret_buf *ret)
 	return 0;
 }
 
-/* After the answer the helper only exits: give it a short grace (within
- * the deadline) to do so, then kill it. */
-static int finish_helper(pid_t pid, int fd, int64_t deadline)
+/* ---- the helper pool -------------------------------------------------------------
+ * Up to KADM_POOL_MAX helpers per admin configuration (realm, servers,
+ * admin principal, admin keytab path and its identity on disk, helper
+ * path) keep their kadm5 session open between requests.  A helper serves
+ * one request at a time; a caller takes an idle one, starts one below the
+ * cap, or waits. */
+
+typedef struct kadm_helper {
+	struct kadm_helper *next;
+	pid_t pid;
+	int fd;
+	int64_t born, last_used;
+} kadm_helper;
+
+typedef struct kadm_pool {
+	struct kadm_pool *next;
+	char *key;
+	kadm_helper *idle;
+	int n_total; /* idle and busy */
+	int n_waiting;
+} kadm_pool;
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cv;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static kadm_pool *pools;
+
+static void pool_init(void)
 {
-	int64_t grace = sigil_mono_ms() + KADM_EXIT_GRACE_MS;
-	uint8_t b;
+	pthread_condattr_t a;
 
-	if (grace < deadline)
-		deadline = grace;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&pool_cv, &a);
+	pthread_condattr_destroy(&a);
+}
 
-	for (;;) {
-		int r = wait_fd(fd, POLLIN, deadline);
+/* Stops a helper that left (or never joined) the pool: returns its wait
+ * status like reap(). */
+static int helper_discard(kadm_helper *h)
+{
+	int status = -1;
 
-		if (r <= 0)
-			break;
-		ssize_t got = recv(fd, &b, 1, MSG_DONTWAIT);
-		if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
-			return reap(pid);
+	if (!h)
+		return -1;
+	if (h->fd >= 0)
+		close(h->fd);
+	if (h->pid > 0) {
+		kill(h->pid, SIGKILL);
+		status = reap(h->pid);
 	}
-	kill(pid, SIGKILL);
-	return reap(pid);
+	free(h);
+	return status;
+}
+
+/* Under pool_mu: moves the idle helpers that are gone, too old or idle too
+ * long (in any pool) to *dead, and frees pools nobody uses. */
+static void pool_sweep_locked(kadm_helper **dead)
+{
+	int64_t now = sigil_mono_ms();
+
+	for (kadm_pool **pp = &pools; *pp;) {
+		kadm_pool *p = *pp;
+
+		for (kadm_helper **hp = &p->idle; *hp;) {
+			kadm_helper *h = *hp;
+			int st;
+			pid_t w = waitpid(h->pid, &st, WNOHANG);
+
+			if (w != 0 || now - h->last_used > KADM_POOL_IDLE_MS ||
+			    now - h->born > KADM_POOL_MAX_AGE_MS) {
+				if (w != 0)
+					h->pid = -1; /* reaped (or not ours) */
+				*hp = h->next;
+				h->next = *dead;
+				*dead = h;
+				p->n_total--;
+				continue;
+			}
+			hp = &h->next;
+		}
+		if (p->n_total == 0 && p->n_waiting == 0) {
+			*pp = p->next;
+			free(p->key);
+			free(p);
+			continue;
+		}
+		pp = &p->next;
+	}
+}
+
+static void discard_list(kadm_helper *h)
+{
+	while (h) {
+		kadm_helper *next = h->next;
+
+		helper_discard(h);
+		h = next;
+	}
+}
+
+static int spawn_pooled(const char *path, kadm_helper **ret, sigil_err *err)
+{
+	kadm_helper *h;
+	int sv[2], child_fd, r;
+
+	if (!(h = calloc(1, sizeof(*h))))
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	h->pid = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		free(h);
+		return sigil_err_errno(err, errno, "socketpair for the kadm helper");
+	}
+	h->fd = sv[0];
+	child_fd = sv[1];
+	/* posix_spawn's dup2 onto the same number would keep FD_CLOEXEC set. */
+	if (child_fd == KERBEROS_KADM_HELPER_FD) {
+		int moved = fcntl(child_fd, F_DUPFD_CLOEXEC, KERBEROS_KADM_HELPER_FD + 1);
+
+		if (moved < 0) {
+			r = sigil_err_errno(err, errno, "fcntl for the kadm helper");
+			close(child_fd);
+			helper_discard(h);
+			return r;
+		}
+		close(child_fd);
+		child_fd = moved;
+	}
+	r = spawn_helper(path, child_fd, &h->pid, err);
+	close(child_fd);
+	if (r < 0) {
+		h->pid = -1;
+		helper_discard(h);
+		return r;
+	}
+	h->born = h->last_used = sigil_mono_ms();
+	*ret = h;
+	return 0;
+}
+
+/* The pool key: the configuration and the admin keytab's identity, so a
+ * rotated keytab gets fresh sessions. */
+static char *pool_key(const kerberos_admin_config *cfg, const char *helper)
+{
+	struct stat st;
+	char *key;
+	int n;
+
+	if (stat(cfg->admin_keytab, &st) < 0)
+		memset(&st, 0, sizeof(st));
+	n = snprintf(NULL, 0, "%s\n%s\n%s\n%s\n%s\n%s\n%llu:%llu:%lld:%lld.%ld", cfg->realm,
+	             cfg->kdc, cfg->admin_server, cfg->admin_principal, cfg->admin_keytab, helper,
+	             (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+	             (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	if (n < 0 || !(key = malloc((size_t)n + 1)))
+		return NULL;
+	snprintf(key, (size_t)n + 1, "%s\n%s\n%s\n%s\n%s\n%s\n%llu:%llu:%lld:%lld.%ld", cfg->realm,
+	         cfg->kdc, cfg->admin_server, cfg->admin_principal, cfg->admin_keytab, helper,
+	         (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+	         (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	return key;
+}
+
+/* Takes an idle helper of the key's pool or starts one; *ret_fresh tells
+ * which.  *ret_pool stays valid while the helper is out. */
+static int pool_acquire(const char *key, const char *helper, int64_t deadline, kadm_pool **ret_pool,
+                        kadm_helper **ret, bool *ret_fresh, sigil_err *err)
+{
+	kadm_helper *dead = NULL, *h = NULL;
+	kadm_pool *p;
+	int r = 0;
+
+	pthread_once(&pool_once, pool_init);
+	pthread_mutex_lock(&pool_mu);
+	for (;;) {
+		pool_sweep_locked(&dead);
+		for (p = pools; p && strcmp(p->key, key) != 0; p = p->next)
+			;
+		if (!p) {
+			if (!(p = calloc(1, sizeof(*p))) || !(p->key = strdup(key))) {
+				free(p);
+				pthread_mutex_unlock(&pool_mu);
+				discard_list(dead);
+				return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+			}
+			p->next = pools;
+			pools = p;
+		}
+		if (p->idle) {
+			h = p->idle;
+			p->idle = h->next;
+			h->next = NULL;
+			*ret_fresh = false;
+			break;
+		}
+		if (p->n_total < KADM_POOL_MAX) {
+			p->n_total++;
+			*ret_fresh = true;
+			break;
+		}
+		int64_t left = deadline - sigil_mono_ms();
+		if (left <= 0) {
+			r = sigil_err_set(err, SIGIL_E_UNAVAIL,
+			                  "all %d kadm helpers stayed busy until the deadline",
+			                  KADM_POOL_MAX);
+			break;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += left / 1000;
+		ts.tv_nsec += (left % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		p->n_waiting++;
+		pthread_cond_timedwait(&pool_cv, &pool_mu, &ts);
+		p->n_waiting--;
+	}
+	pthread_mutex_unlock(&pool_mu);
+	discard_list(dead);
+	if (r < 0)
+		return r;
+	if (!h) {
+		r = spawn_pooled(helper, &h, err);
+		if (r < 0) {
+			pthread_mutex_lock(&pool_mu);
+			p->n_total--;
+			pthread_cond_broadcast(&pool_cv);
+			pthread_mutex_unlock(&pool_mu);
+			return r;
+		}
+	}
+	*ret_pool = p;
+	*ret = h;
+	return 0;
+}
+
+/* Gives a helper back: kept for the next request, or stopped.  Returns
+ * the wait status of a stopped helper (reap()). */
+static int pool_release(kadm_pool *p, kadm_helper *h, bool keep)
+{
+	int status = -1;
+
+	pthread_mutex_lock(&pool_mu);
+	if (keep) {
+		h->last_used = sigil_mono_ms();
+		h->next = p->idle;
+		p->idle = h;
+	} else {
+		p->n_total--;
+	}
+	pthread_cond_broadcast(&pool_cv);
+	pthread_mutex_unlock(&pool_mu);
+	if (!keep)
+		status = helper_discard(h);
+	return status;
+}
+
+void kerberos_kadm_pool_shutdown(void)
+{
+	kadm_helper *dead = NULL;
+
+	pthread_once(&pool_once, pool_init);
+	pthread_mutex_lock(&pool_mu);
+	for (kadm_pool *p = pools; p; p = p->next) {
+		while (p->idle) {
+			kadm_helper *h = p->idle;
+
+			p->idle = h->next;
+			h->next = dead;
+			dead = h;
+			p->n_total--;
+		}
+	}
+	pool_sweep_locked(&dead);
+	pthread_mutex_unlock(&pool_mu);
+	discard_list(dead);
+}
+
+/* The response codes after which a helper's session is not reused. */
+static bool code_keeps_helper(int code)
+{
+	return code == 0 || code == SIGIL_E_NOTFOUND || code == SIGIL_E_PRECOND ||
+	       code == SIGIL_E_INVALID || code == SIGIL_E_LIMIT;
+}
+
+/* One request through the pool: on a reused helper, a transport failure
+ * or a session error (kadmind restarted, credentials expired) is retried
+ * once on a fresh helper.  The watchdog stops a helper that does not
+ * answer in time. */
+static int pool_transact(const kerberos_admin_config *cfg, const char *helper, const uint8_t *req,
+                         size_t req_len, int64_t timeout, secret_buf *resp, sigil_err *err)
+{
+	_cleanup_free_ char *key = pool_key(cfg, helper);
+	char how[96];
+
+	if (!key)
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	for (int attempt = 0;; attempt++) {
+		int64_t deadline = sigil_mono_ms() + timeout;
+		kadm_pool *p = NULL;
+		kadm_helper *h = NULL;
+		bool fresh = true;
+		int r, code, status;
+
+		if ((r = pool_acquire(key, helper, deadline, &p, &h, &fresh, err)) < 0)
+			return r;
+		r = send_all(h->fd, req, req_len, deadline);
+		/* A helper may answer and exit before it read the whole request (a
+		 * refusal); its answer is still queued on our end. */
+		if (r == 0 || r == -EPIPE || r == -ECONNRESET)
+			r = recv_frame(h->fd, deadline, resp);
+		if (r == SIGIL_E_TIMEOUT) {
+			pool_release(p, h, false);
+			return sigil_err_set(
+			    err, SIGIL_E_UNAVAIL,
+			    "kadmind at %s (or the KDC at %s) did not answer within %lld ms; "
+			    "the kadm helper was stopped",
+			    cfg->admin_server, cfg->kdc, (long long)timeout);
+		}
+		if (r < 0) {
+			/* The helper died or spoke nonsense. */
+			status = pool_release(p, h, false);
+			if (!fresh && attempt == 0)
+				continue;
+			describe_exit(status, how, sizeof(how));
+			return sigil_err_set(err, SIGIL_E_INTERNAL,
+			                     "the kadm helper %s %s before answering (%s)", helper, how,
+			                     r == SIGIL_E_IO ? "no response" : sigil_errcode_name(r));
+		}
+		/* Peek at the code to decide whether the helper stays. */
+		if (resp->len >= 8) {
+			const uint8_t *c = resp->p + 4;
+
+			code = (int32_t)(((uint32_t)c[0] << 24) | ((uint32_t)c[1] << 16) |
+			                 ((uint32_t)c[2] << 8) | c[3]);
+		} else {
+			code = SIGIL_E_CORRUPT;
+		}
+		if (code_keeps_helper(code)) {
+			pool_release(p, h, true);
+			return 0;
+		}
+		pool_release(p, h, false);
+		if (!fresh && attempt == 0) {
+			secret_buf_free(resp);
+			continue;
+		}
+		return 0; /* the caller reports the helper's error */
+	}
 }
 
 static bool keytab_has(const kerberos_keytab *kt, const kerberos_principal *p)
@@ -578,17 +909,14 @@ static bool keytab_has(const kerberos_keytab *kt, const kerberos_principal *p)
 int kerberos_provision(const kerberos_admin_config *cfg, const char *const *principals, size_t n,
                        bool create, uint8_t **ret_keytab, size_t *ret_len, sigil_err *err)
 {
-	_cleanup_(close_fdp) int fd = -1;
-	_cleanup_(close_fdp) int child_fd = -1;
 	_cleanup_free_ uint8_t *req = NULL;
 	_cleanup_(secret_buf_free) secret_buf resp = {0};
 	_cleanup_(kerberos_keytab_freep) kerberos_keytab *kt = NULL;
-	char helper[PATH_MAX], how[96], msg[SIGIL_ERR_MSG_MAX];
+	char helper[PATH_MAX], msg[SIGIL_ERR_MSG_MAX];
 	const uint8_t *ktp;
 	size_t req_len, ktlen;
-	int64_t timeout, deadline;
-	pid_t pid = -1;
-	int sv[2], r, code, status;
+	int64_t timeout;
+	int r, code;
 
 	if (!cfg)
 		return sigil_err_set(err, SIGIL_E_INVALID, "no Kerberos admin configuration");
@@ -612,50 +940,9 @@ int kerberos_provision(const kerberos_admin_config *cfg, const char *const *prin
 	if ((r = kerberos_kadm_request_encode(&rq, &req, &req_len, err)) < 0)
 		return r;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return sigil_err_errno(err, errno, "socketpair for the kadm helper");
-	fd = sv[0];
-	child_fd = sv[1];
-	/* posix_spawn's dup2 onto the same number would keep FD_CLOEXEC set. */
-	if (child_fd == KERBEROS_KADM_HELPER_FD) {
-		int moved = fcntl(child_fd, F_DUPFD_CLOEXEC, KERBEROS_KADM_HELPER_FD + 1);
-
-		if (moved < 0)
-			return sigil_err_errno(err, errno, "fcntl for the kadm helper");
-		close(child_fd);
-		child_fd = moved;
-	}
-	if ((r = spawn_helper(helper, child_fd, &pid, err)) < 0)
+	r = pool_transact(cfg, helper, req, req_len, timeout, &resp, err);
+	if (r < 0)
 		return r;
-	close(child_fd);
-	child_fd = -1;
-
-	deadline = sigil_mono_ms() + timeout;
-	r = send_all(fd, req, req_len, deadline);
-	/* A helper may answer and exit before it read the whole request (a
-	 * refusal); its answer is still queued on our end. */
-	if (r == 0 || r == -EPIPE || r == -ECONNRESET)
-		r = recv_frame(fd, deadline, &resp);
-	if (r == SIGIL_E_TIMEOUT) {
-		kill(pid, SIGKILL);
-		reap(pid);
-		return sigil_err_set(
-		    err, SIGIL_E_UNAVAIL,
-		    "kadmind at %s (or the KDC at %s) did not answer within %lld ms; "
-		    "the kadm helper was stopped",
-		    cfg->admin_server, cfg->kdc, (long long)timeout);
-	}
-	if (r < 0) {
-		/* The helper died or spoke nonsense: collect what happened to it. */
-		kill(pid, SIGKILL);
-		status = reap(pid);
-		describe_exit(status, how, sizeof(how));
-		return sigil_err_set(err, SIGIL_E_INTERNAL,
-		                     "the kadm helper %s %s before answering (%s)", helper, how,
-		                     r == SIGIL_E_IO ? "no response" : sigil_errcode_name(r));
-	}
-	status = finish_helper(pid, fd, deadline);
-	(void)status; /* the answer counts, not how the helper exited after it */
 
 	if ((r = kerberos_kadm_response_decode(resp.p, resp.len, &code, msg, sizeof(msg), &ktp,
 	                                       &ktlen, err)) < 0)

@@ -1,8 +1,9 @@
 /* Principals and keys from an MIT kadmind.
  *
- * libkadm5clnt is kept out of the calling process: each request batch runs
- * in a short-lived helper process, sigil-kadm-helper, that talks to kadmind
- * and answers over a socket pair.  That contains the library's hazards
+ * libkadm5clnt is kept out of the calling process: request batches run in
+ * helper processes, sigil-kadm-helper, that talk to kadmind and answer over
+ * a socket pair.  A small pool per admin configuration keeps helpers (and
+ * their kadm5 sessions) for later requests, one request at a time each.  That contains the library's hazards
  * (DESIGN.md "Known gotchas"): a kadm5 handle is not thread-safe and its
  * init/destroy race with other handles; libgssrpc uses select() and aborts
  * on a descriptor >= FD_SETSIZE, which a busy daemon reaches; a dead
@@ -60,10 +61,17 @@ typedef struct kerberos_admin_config {
  * helper cannot be started; SIGIL_E_NOTFOUND for a missing principal when
  * create is false.
  *
- * Thread-safe: each call has its own helper process. */
+ * Thread-safe: helpers come from a small pool per admin configuration
+ * (each serves one request at a time and keeps its kadmin session open
+ * between requests; see kadm.c). */
 int kerberos_provision(const kerberos_admin_config *cfg, const char *const *principals, size_t n,
                        bool create, uint8_t **ret_keytab, size_t *ret_len,
                        sigil_err *err) SIGIL_WUR;
+
+/* Stops every idle pooled helper (busy ones are stopped when their
+ * request ends).  Safe to call at any time, from any thread, repeatedly;
+ * later kerberos_provision calls start new helpers. */
+void kerberos_kadm_pool_shutdown(void);
 
 /* ---- wire protocol between kerberos_provision and sigil-kadm-helper ----------
  * A frame is a u32 (big-endian) body length and the body; strings are a u16
@@ -102,6 +110,8 @@ int kerberos_kadm_response_decode(const uint8_t *body, size_t len, int *ret_code
                                   size_t message_len, const uint8_t **ret_keytab,
                                   size_t *ret_keytab_len, sigil_err *err) SIGIL_WUR;
 
-/* The helper's side: reads one request from fd, runs it against kadmind,
- * writes the response.  Returns the process exit status. */
+/* The helper's side: reads requests from fd one at a time until end of
+ * file (or 60 s without one, or a session error), runs each against
+ * kadmind on one kadm5 session, writes each response.  Returns the process
+ * exit status. */
 int kerberos_kadm_serve(int fd);

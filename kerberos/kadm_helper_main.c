@@ -1,4 +1,4 @@
-/* sigil-kadm-helper: runs one kadm5 request batch for kerberos_provision
+/* sigil-kadm-helper: runs kadm5 request batches, one at a time, for kerberos_provision
  * (kerberos/kadm.h says why this is a separate process). */
 #include "kerberos/kadm.h"
 

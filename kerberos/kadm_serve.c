@@ -1,11 +1,13 @@
 /* The helper's side of kadm5 provisioning (runs in sigil-kadm-helper, one
- * process per request batch, so one kadm5 handle per process and no locks:
+ * process serving request batches one at a time, so one kadm5 handle per
+ * process and no locks:
  * DESIGN.md "kadm5: a handle is not thread-safe").  Every kadm5 call of
  * sigil is in this file. */
 #define _GNU_SOURCE /* memfd_create */
 #include "kerberos/kadm.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +31,9 @@
 #define REQUEST_READ_TIMEOUT_S 10
 /* Backstop past the caller's own deadline, in case the caller is gone. */
 #define BACKSTOP_EXTRA_S 5
+/* A pooled helper with no request for this long closes its session and
+ * exits (kerberos_provision notices the end of file and starts another). */
+#define IDLE_EXIT_MS 60000
 
 #define ACL_HINT_EXTRACT "the admin principal needs the 'e' (extract) privilege in kadm5.acl"
 
@@ -138,6 +143,10 @@ typedef struct kadm_session {
 	void *handle;
 	int conf_fd;
 	char admin[KERBEROS_MAX_NAME_LEN + KERBEROS_MAX_REALM_LEN + 2];
+	/* What the open session was made for: a request for anything else, or
+	 * a changed admin keytab file, gets a new session. */
+	char *id;
+	struct stat kt_st;
 } kadm_session;
 
 static void session_close(kadm_session *s)
@@ -148,9 +157,29 @@ static void session_close(kadm_session *s)
 		krb5_free_context(s->ctx);
 	if (s->conf_fd >= 0)
 		close(s->conf_fd);
+	free(s->id);
+	s->id = NULL;
 	s->handle = NULL;
 	s->ctx = NULL;
 	s->conf_fd = -1;
+}
+
+static char *session_id(const kerberos_kadm_request *rq)
+{
+	size_t n = strlen(rq->realm) + strlen(rq->kdc) + strlen(rq->admin_server) +
+	           strlen(rq->admin_principal) + strlen(rq->admin_keytab) + 6;
+	char *id = malloc(n);
+
+	if (id)
+		snprintf(id, n, "%s\n%s\n%s\n%s\n%s", rq->realm, rq->kdc, rq->admin_server,
+		         rq->admin_principal, rq->admin_keytab);
+	return id;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
 /* The request is re-checked here: the helper trusts no input. */
@@ -384,42 +413,99 @@ out:
 	return r;
 }
 
-static int kadm_run(const kerberos_kadm_request *rq, uint8_t **ret, size_t *ret_len, sigil_err *err)
+/* Runs one request on the session s, opening (or re-opening) it as needed.
+ * *ret_keep is cleared when the session must not serve another request. */
+static int kadm_run(kadm_session *s, const kerberos_kadm_request *rq, uint8_t **ret,
+                    size_t *ret_len, bool *ret_keep, sigil_err *err)
 {
 	_cleanup_(kerberos_keytab_freep) kerberos_keytab *kt = NULL;
-	kadm_session s = {.conf_fd = -1};
+	_cleanup_free_ char *id = NULL;
+	struct stat st;
 	int r;
 
+	*ret_keep = true;
 	if ((r = check_request(rq, err)) < 0)
 		return r;
-	if (!(kt = kerberos_keytab_new()))
+	if (!(kt = kerberos_keytab_new()) || !(id = session_id(rq)))
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
-	r = session_open(rq, &s, err);
+	if (stat(rq->admin_keytab, &st) < 0)
+		memset(&st, 0, sizeof(st));
+	if (s->handle && (strcmp(s->id, id) != 0 || !same_file(&s->kt_st, &st)))
+		session_close(s);
+	if (!s->handle) {
+		session_close(s);
+		r = session_open(rq, s, err);
+		if (r < 0) {
+			session_close(s);
+			*ret_keep = false;
+			return r;
+		}
+		s->id = TAKE_PTR(id);
+		s->kt_st = st;
+	}
 	for (size_t i = 0; r == 0 && i < rq->n_principals; i++) {
 		bool dup = false;
 
 		for (size_t j = 0; j < i && !dup; j++)
 			dup = !strcmp(rq->principals[i], rq->principals[j]);
 		if (!dup)
-			r = provision_one(&s, rq->principals[i], rq->create, kt, err);
+			r = provision_one(s, rq->principals[i], rq->create, kt, err);
 	}
-	/* Close the session before answering: after the answer the caller only
-	 * waits for us to exit. */
-	session_close(&s);
-	if (r < 0)
+	if (r < 0) {
+		int code = err && err->code ? err->code : r;
+
+		/* A broken session (kadmind restarted, credentials gone) is not
+		 * reused: the caller retries on a fresh helper. */
+		if (code != SIGIL_E_NOTFOUND && code != SIGIL_E_PRECOND &&
+		    code != SIGIL_E_INVALID && code != SIGIL_E_LIMIT) {
+			session_close(s);
+			*ret_keep = false;
+		}
 		return r;
+	}
 	return kerberos_keytab_serialize(kt, ret, ret_len, err);
+}
+
+/* Reads one frame body: 1 read, 0 end of file or idle timeout, -1 error. */
+static int read_request(int fd, int idle_ms, uint8_t **ret, uint32_t *ret_len)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	uint8_t hdr[4], *body;
+	uint32_t len;
+	int r;
+
+	alarm(0);
+	do
+		r = poll(&p, 1, idle_ms);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return r == 0 ? 0 : -1;
+	/* The rest of the frame follows the header at once. */
+	alarm(REQUEST_READ_TIMEOUT_S);
+	if (read_full(fd, hdr, 1) < 0)
+		return 0;
+	if (read_full(fd, hdr + 1, sizeof(hdr) - 1) < 0)
+		return -1;
+	len =
+	    ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) | ((uint32_t)hdr[2] << 8) | hdr[3];
+	if (len > KERBEROS_KADM_MAX_FRAME)
+		return -1;
+	if (!(body = malloc(len ? len : 1)))
+		return -1;
+	if (read_full(fd, body, len) < 0) {
+		free(body);
+		return -1;
+	}
+	*ret = body;
+	*ret_len = len;
+	return 1;
 }
 
 int kerberos_kadm_serve(int fd)
 {
-	_cleanup_(kerberos_kadm_request_freep) kerberos_kadm_request *rq = NULL;
-	uint8_t hdr[4], *body = NULL, *kt = NULL, *resp = NULL;
-	size_t kt_len = 0, resp_len = 0;
-	uint32_t len;
+	kadm_session s = {.conf_fd = -1};
 	struct stat st;
-	sigil_err err = {0};
-	int r;
+	int status = 0;
 
 	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
 		fprintf(stderr,
@@ -429,42 +515,58 @@ int kerberos_kadm_serve(int fd)
 	}
 	/* DESIGN.md: ignore SIGPIPE (libgssrpc writes to kadmind's socket). */
 	signal(SIGPIPE, SIG_IGN);
-	/* Die with the caller (its calling thread waits for us, so the thread
-	 * that PR_SET_PDEATHSIG watches outlives us).  No getppid() == 1 test:
-	 * sigil-ca may well be PID 1 in its container.  A caller that died
-	 * before this line shows as end of file on the socket below, and the
-	 * alarm bounds a caller that never writes. */
+	/* Die with the caller.  PR_SET_PDEATHSIG follows the thread that
+	 * started us: when it exits we die too, and the pool sees end of file
+	 * and starts another helper (a retry, not an error).
+	 * No getppid() == 1 test: sigil-ca may well be PID 1 in its container.
+	 * A caller that died before this line shows as end of file on the
+	 * socket below. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	alarm(REQUEST_READ_TIMEOUT_S);
 
-	if (read_full(fd, hdr, sizeof(hdr)) < 0)
-		return 1;
-	len =
-	    ((uint32_t)hdr[0] << 24) | ((uint32_t)hdr[1] << 16) | ((uint32_t)hdr[2] << 8) | hdr[3];
-	if (len > KERBEROS_KADM_MAX_FRAME)
-		return 1;
-	if (!(body = malloc(len ? len : 1)))
-		return 1;
-	if (read_full(fd, body, len) < 0) {
+	/* Requests one at a time until end of file: one kadm5 handle, one
+	 * thread, no locks. */
+	for (bool first = true;; first = false) {
+		_cleanup_(kerberos_kadm_request_freep) kerberos_kadm_request *rq = NULL;
+		uint8_t *body = NULL, *kt = NULL, *resp = NULL;
+		size_t kt_len = 0, resp_len = 0;
+		uint32_t len = 0;
+		sigil_err err = {0};
+		bool keep = false;
+		int r;
+
+		r = read_request(fd, first ? REQUEST_READ_TIMEOUT_S * 1000 : IDLE_EXIT_MS, &body,
+		                 &len);
+		if (r <= 0) {
+			status = r < 0 ? 1 : 0;
+			break;
+		}
+		r = kerberos_kadm_request_decode(body, len, &rq, &err);
 		free(body);
-		return 1;
-	}
-	r = kerberos_kadm_request_decode(body, len, &rq, &err);
-	free(body);
-	if (r == 0) {
-		unsigned secs = rq->timeout_ms / 1000 + BACKSTOP_EXTRA_S;
+		if (r == 0) {
+			unsigned secs = rq->timeout_ms / 1000 + BACKSTOP_EXTRA_S;
 
-		alarm(secs);
-		r = kadm_run(rq, &kt, &kt_len, &err);
+			alarm(secs);
+			r = kadm_run(&s, rq, &kt, &kt_len, &keep, &err);
+		}
+		if (r < 0 && err.code == 0)
+			sigil_err_set(&err, r, "kadm helper failed (%s)", sigil_errcode_name(r));
+		r = kerberos_kadm_response_encode(r < 0 ? err.code : 0, r < 0 ? err.msg : "", kt,
+		                                  kt_len, &resp, &resp_len, &err);
+		sigil_freezero(kt, kt_len);
+		if (r < 0) {
+			status = 1;
+			break;
+		}
+		r = write_full(fd, resp, resp_len);
+		sigil_freezero(resp, resp_len);
+		if (r < 0) {
+			status = 1;
+			break;
+		}
+		if (!keep)
+			break;
 	}
-	if (r < 0 && err.code == 0)
-		sigil_err_set(&err, r, "kadm helper failed (%s)", sigil_errcode_name(r));
-	r = kerberos_kadm_response_encode(r < 0 ? err.code : 0, r < 0 ? err.msg : "", kt, kt_len,
-	                                  &resp, &resp_len, &err);
-	sigil_freezero(kt, kt_len);
-	if (r < 0)
-		return 1;
-	r = write_full(fd, resp, resp_len);
-	sigil_freezero(resp, resp_len);
-	return r < 0 ? 1 : 0;
+	alarm(BACKSTOP_EXTRA_S);
+	session_close(&s);
+	return status;
 }

@@ -14,6 +14,7 @@
 #include "ca/issue.h"
 #include "ca/secretclass.h"
 #include "ca/server/issuer_service.h"
+#include "kerberos/kadm.h"
 #include "rpc/server.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -416,6 +417,7 @@ out:
 	ca_service_free(is.svc);
 	ca_auth_free(is.auth);
 	ca_store_free(store);
+	kerberos_kadm_pool_shutdown(); /* idle kadm5 helpers end with us */
 	serving_free(&sv);
 	pthread_rwlock_destroy(&is.lock);
 	return rc;

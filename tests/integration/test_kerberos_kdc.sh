@@ -153,7 +153,9 @@ expect_error "hung kadmind: Unavailable from the watchdog" "^error: unavailable:
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 kill -CONT "$KADMIND_PID"
 if [ "$ms" -ge 3000 ] && [ "$ms" -lt 6000 ]; then ok "watchdog fired after ${ms} ms"; else fail "watchdog took ${ms} ms"; fi
-if pgrep -f "^$SIGIL_KADM_HELPER" > /dev/null; then fail "a kadm helper outlived its watchdog"; else ok "no kadm helper left behind"; fi
+# Only orphans count: sigil-ca in a parallel test keeps pooled helpers alive
+# on purpose, but a helper whose caller is gone has been reparented to init.
+if pgrep -P 1 -f "^$SIGIL_KADM_HELPER" > /dev/null; then fail "a kadm helper outlived its watchdog"; else ok "no kadm helper left behind"; fi
 check "kadmind answers again after SIGCONT" prov "$ADMIN_PRINCIPAL" "$ADMIN_KEYTAB" "$T_DIR/kt4" "$WEB"
 
 # ---- a stopped kadmind ----------------------------------------------------------

@@ -104,6 +104,7 @@ int main(int argc, char **argv)
 	}
 	r = kerberos_provision(&cfg, (const char *const *)(argv + optind), (size_t)(argc - optind),
 	                       create, &kt, &kt_len, &err);
+	kerberos_kadm_pool_shutdown();
 	if (r < 0)
 		return fail(&err);
 	r = sigil_fs_write_atomic(out, kt, kt_len, 0600, &err);
