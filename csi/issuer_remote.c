@@ -79,9 +79,11 @@ static void backoff(int attempt)
 	nanosleep(&ts, NULL);
 }
 
-/* One unary call with the token, retried on transient failures. */
-static int remote_call(remote_issuer *ri, const char *method, const ProtobufCMessage *req,
-		       uint8_t **resp, size_t *resp_len, sigil_err *err)
+/* One unary call with the token, up to `attempts` tries of timeout_ms
+ * each on transient failures. */
+static int remote_call_ex(remote_issuer *ri, const char *method, const ProtobufCMessage *req,
+			  int attempts, int64_t timeout_ms, uint8_t **resp, size_t *resp_len,
+			  sigil_err *err)
 {
 	size_t n = protobuf_c_message_get_packed_size(req);
 	uint8_t *buf = malloc(n ? n : 1);
@@ -112,10 +114,10 @@ static int remote_call(remote_issuer *ri, const char *method, const ProtobufCMes
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
 	}
 	rpc_metadata md = {"authorization", auth};
-	for (int attempt = 0; attempt < ri->attempts; attempt++) {
+	for (int attempt = 0; attempt < attempts; attempt++) {
 		if (attempt > 0)
 			backoff(attempt - 1);
-		r = rpc_client_call(ri->client, method, buf, n, &md, 1, ri->timeout_ms, &st, resp,
+		r = rpc_client_call(ri->client, method, buf, n, &md, 1, timeout_ms, &st, resp,
 				    resp_len, err);
 		if (r < 0)
 			break;
@@ -134,6 +136,12 @@ static int remote_call(remote_issuer *ri, const char *method, const ProtobufCMes
 		return sigil_err_set(err, code, "%s", st.msg);
 	}
 	return 0;
+}
+
+static int remote_call(remote_issuer *ri, const char *method, const ProtobufCMessage *req,
+		       uint8_t **resp, size_t *resp_len, sigil_err *err)
+{
+	return remote_call_ex(ri, method, req, ri->attempts, ri->timeout_ms, resp, resp_len, err);
 }
 
 static int certs_from_der(ProtobufCBinaryData *list, size_t n, size_t skip, STACK_OF(X509) **ret,
@@ -411,12 +419,8 @@ static bool remote_ready(csi_issuer *is)
 	size_t rl = 0;
 	int r;
 
-	/* Probe must answer quickly: one short attempt, on a copy of the
-	 * settings so that concurrent publishes keep theirs. */
-	remote_issuer probe = *ri;
-	probe.attempts = 1;
-	probe.timeout_ms = 2000;
-	r = remote_call(&probe, "/sigil.v1.Issuer/Status", &in.base, &resp, &rl, NULL);
+	/* Probe must answer quickly: one short attempt. */
+	r = remote_call_ex(ri, "/sigil.v1.Issuer/Status", &in.base, 1, 2000, &resp, &rl, NULL);
 	free(resp);
 	return r == 0;
 }
