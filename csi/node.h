@@ -10,6 +10,7 @@
 #include "csi/attrs.h"
 #include "csi/issuer.h"
 #include "csi/keypool.h"
+#include "csi/kube.h"
 #include "csi/state.h"
 #include "csi/volume.h"
 #include "util/err.h"
@@ -23,6 +24,7 @@ typedef struct csi_node_config {
 	csi_issuer *issuer;       /* borrowed */
 	csi_keypool *keypool;     /* borrowed; may be NULL */
 	csi_state *state;         /* borrowed */
+	csi_kube *kube;           /* borrowed; NULL without a Kubernetes API */
 	bool privileged;          /* mount a tmpfs at each target */
 	size_t tmpfs_size;        /* 0: default */
 } csi_node_config;
