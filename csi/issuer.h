@@ -57,6 +57,19 @@ struct csi_issuer {
 int csi_issuer_local_new(const char *state_dir, const ca_class_config *classes, size_t n_classes,
 			 const char *cluster_domain, csi_issuer **ret, sigil_err *err) SIGIL_WUR;
 
+typedef struct csi_kube csi_kube;
+/* The same with a Kubernetes API (kube borrowed, may be NULL): every
+ * request naming a pod is checked against the API as sigil-ca checks it
+ * in remote mode.  The pod must exist (else SIGIL_E_NOTFOUND), be
+ * scheduled (else SIGIL_E_PRECOND, from kube/podinfo.h) and be scheduled
+ * on this node (spec.nodeName == csi_kube_node_name, else SIGIL_E_PERM); the scopes then get the names the API knows (node IPs,
+ * pod subdomain and IPs, listener addresses) instead of the volume
+ * context's.  An unreachable apiserver is SIGIL_E_UNAVAIL: nothing is
+ * issued. */
+int csi_issuer_local_new_kube(const char *state_dir, const ca_class_config *classes,
+			      size_t n_classes, const char *cluster_domain, csi_kube *kube,
+			      csi_issuer **ret, sigil_err *err) SIGIL_WUR;
+
 /* A remote sigil-ca: endpoint "host:port", the CA bundle that its serving
  * certificate must verify against, and a file holding the bearer token
  * (re-read on every call, so a rotated token is picked up). */

@@ -132,9 +132,116 @@ static void volume_id_for(const char *name, char out[48])
 		snprintf(out + 6 + 2 * i, 3, "%02x", md[i]);
 }
 
+/* The setting a volume attribute key names, whichever prefix it uses
+ * ("secrets.stackable.tech/scope" -> "scope"); NULL for other keys. */
+static const char *attr_setting(const char *key)
+{
+	if (!strncmp(key, CSI_ATTR_PREFIX, strlen(CSI_ATTR_PREFIX)))
+		return key + strlen(CSI_ATTR_PREFIX);
+	if (!strncmp(key, CSI_ATTR_PREFIX_STACKABLE, strlen(CSI_ATTR_PREFIX_STACKABLE)))
+		return key + strlen(CSI_ATTR_PREFIX_STACKABLE);
+	return NULL;
+}
+
+static bool annotated(const csi_kv *ann, size_t n_ann, const char *setting)
+{
+	for (size_t i = 0; i < n_ann; i++) {
+		const char *s = attr_setting(ann[i].key);
+		if (s && !strcmp(s, setting))
+			return true;
+	}
+	return false;
+}
+
+static const char *param_get(const Csi__V1__CreateVolumeRequest *in, const char *key)
+{
+	for (size_t i = 0; i < in->n_parameters; i++)
+		if (!strcmp(in->parameters[i]->key, key))
+			return in->parameters[i]->value;
+	return NULL;
+}
+
+/* The volume context of a new volume.  Without a Kubernetes API: the
+ * parameters, as they are.  With one, and the PVC named by
+ * external-provisioner's --extra-create-metadata parameters: the PVC's
+ * secrets.sigil.dev/ and secrets.stackable.tech/ annotations, which is
+ * where an ephemeral volumeClaimTemplate carries the volume attributes
+ * (Stackable's controller.rs copies the PVC annotations the same way), on
+ * top of the StorageClass parameters.  Rule: a PVC annotation overrides
+ * the parameter for the same setting under either prefix (the PVC is the
+ * more specific of the two); csi.storage.k8s.io/ parameters describe the
+ * PVC and stay out (the kubelet adds its own pod keys at publish).  The
+ * result is validated like NodePublishVolume's attributes so that a broken
+ * PVC fails here, at provisioning, not at mount.
+ * *ret borrows from in and from *ann (owned by the caller). */
+static int create_volume_context(csi_services *s, const Csi__V1__CreateVolumeRequest *in,
+				 csi_kv **ret, size_t *n, csi_kv **ann, size_t *n_ann,
+				 rpc_status *st)
+{
+	const char *pvc = param_get(in, CSI_KUBE_PARAM_PVC_NAME);
+	const char *pvc_ns = param_get(in, CSI_KUBE_PARAM_PVC_NAMESPACE);
+	csi_kv *kv = NULL;
+	csi_attrs attrs;
+	sigil_err err = {0};
+	size_t count = 0;
+	int r;
+
+	*ann = NULL;
+	*n_ann = 0;
+	if (s->kube && (pvc || pvc_ns)) {
+		if (!pvc || !*pvc || !pvc_ns || !*pvc_ns) {
+			rpc_status_set(st, RPC_INVALID_ARGUMENT,
+				       "parameters " CSI_KUBE_PARAM_PVC_NAME " and " CSI_KUBE_PARAM_PVC_NAMESPACE
+				       " must be given together (external-provisioner "
+				       "--extra-create-metadata)");
+			return SIGIL_E_INVALID;
+		}
+		r = csi_kube_pvc_attributes(s->kube, pvc_ns, pvc, ann, n_ann, &err);
+		if (r < 0) {
+			/* A PVC that is gone is NOT_FOUND, a final error for
+			 * external-provisioner (no retry storm, Stackable's
+			 * secret-operator issue #722); an unreachable
+			 * apiserver is UNAVAILABLE and retried. */
+			log_warn("CreateVolume %s: PVC %s/%s: %s", in->name, pvc_ns, pvc, err.msg);
+			rpc_status_from_err(st, r, &err);
+			return r;
+		}
+	}
+	kv = sigil_calloc(in->n_parameters + *n_ann, sizeof(*kv));
+	if (!kv)
+		return SIGIL_E_NOMEM;
+	for (size_t i = 0; i < in->n_parameters; i++) {
+		const char *key = in->parameters[i]->key, *setting = attr_setting(key);
+
+		if (s->kube && pvc) {
+			if (!strncmp(key, CSI_ATTR_PREFIX_K8S, strlen(CSI_ATTR_PREFIX_K8S)))
+				continue;
+			if (setting && annotated(*ann, *n_ann, setting))
+				continue;
+		}
+		kv[count++] = (csi_kv){key, in->parameters[i]->value};
+	}
+	for (size_t i = 0; i < *n_ann; i++)
+		kv[count++] = (*ann)[i];
+	if (s->kube && pvc) {
+		r = csi_attrs_parse(kv, count, &attrs, &err);
+		if (r < 0) {
+			free(kv);
+			log_warn("CreateVolume %s: PVC %s/%s: %s", in->name, pvc_ns, pvc, err.msg);
+			rpc_status_set(st, RPC_INVALID_ARGUMENT, "PVC %s/%s: %s", pvc_ns, pvc, err.msg);
+			return r;
+		}
+		csi_attrs_free(&attrs);
+	}
+	*ret = kv;
+	*n = count;
+	return 0;
+}
+
 static int CreateVolume(void *ctx, const rpc_call *call, const uint8_t *req, size_t req_len,
 			uint8_t **resp, size_t *resp_len, rpc_status *st)
 {
+	csi_services *s = ctx;
 	Csi__V1__CreateVolumeRequest *in =
 		UNPACK(Csi__V1__CreateVolumeRequest, csi__v1__create_volume_request__unpack, req,
 		       req_len, st);
@@ -142,6 +249,8 @@ static int CreateVolume(void *ctx, const rpc_call *call, const uint8_t *req, siz
 	Csi__V1__Volume vol = CSI__V1__VOLUME__INIT;
 	Csi__V1__Volume__VolumeContextEntry *entries = NULL, **eptrs = NULL;
 	Csi__V1__Topology *topo = NULL;
+	csi_kv *ctxkv = NULL, *ann = NULL;
+	size_t n_ctx = 0, n_ann = 0;
 	char id[48];
 	int r = SIGIL_E_INVALID;
 
@@ -172,23 +281,26 @@ static int CreateVolume(void *ctx, const rpc_call *call, const uint8_t *req, siz
 		goto out;
 	}
 	volume_id_for(in->name, id);
-	entries = sigil_calloc(in->n_parameters, sizeof(*entries));
-	eptrs = sigil_calloc(in->n_parameters, sizeof(*eptrs));
+	r = create_volume_context(s, in, &ctxkv, &n_ctx, &ann, &n_ann, st);
+	if (r < 0)
+		goto out;
+	entries = sigil_calloc(n_ctx, sizeof(*entries));
+	eptrs = sigil_calloc(n_ctx, sizeof(*eptrs));
 	if (!entries || !eptrs) {
 		r = SIGIL_E_NOMEM;
 		goto out;
 	}
-	/* Parameters become the volume context that NodePublishVolume sees. */
-	for (size_t i = 0; i < in->n_parameters; i++) {
+	/* This becomes the volume context that NodePublishVolume sees. */
+	for (size_t i = 0; i < n_ctx; i++) {
 		Csi__V1__Volume__VolumeContextEntry e = CSI__V1__VOLUME__VOLUME_CONTEXT_ENTRY__INIT;
-		e.key = in->parameters[i]->key;
-		e.value = in->parameters[i]->value;
+		e.key = (char *)ctxkv[i].key;
+		e.value = (char *)ctxkv[i].value;
 		entries[i] = e;
 		eptrs[i] = &entries[i];
 	}
 	vol.volume_id = id;
 	vol.capacity_bytes = in->capacity_range ? in->capacity_range->required_bytes : 0;
-	vol.n_volume_context = in->n_parameters;
+	vol.n_volume_context = n_ctx;
 	vol.volume_context = eptrs;
 	/* The volume lives on the node the pod was scheduled to. */
 	if (in->accessibility_requirements) {
@@ -207,6 +319,8 @@ static int CreateVolume(void *ctx, const rpc_call *call, const uint8_t *req, siz
 out:
 	free(entries);
 	free(eptrs);
+	free(ctxkv);
+	csi_kube_kv_free(ann, n_ann);
 	csi__v1__create_volume_request__free_unpacked(in, NULL);
 	return r;
 }

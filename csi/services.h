@@ -13,6 +13,8 @@ typedef struct csi_services {
 	const char *driver_name;
 	const char *version;
 	csi_node *node;
+	csi_kube *kube;           /* borrowed; NULL without a Kubernetes API:
+				   * CreateVolume then copies its parameters */
 	int64_t max_volumes_per_node;
 } csi_services;
 
