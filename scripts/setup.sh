@@ -11,6 +11,8 @@ PACKAGES=(
   libcurl4-openssl-dev libjansson-dev libyaml-dev libmicrohttpd-dev libcmocka-dev
   golang-cfssl python3 python3-grpcio python3-protobuf openjdk-17-jdk-headless
   util-linux procps iproute2 curl
+  python3-yaml  # deploy/ checks (tests/integration/test_deploy.py)
+  python3-prometheus-client  # metrics tests: independent exposition parser
 )
 
 missing=()
