@@ -110,8 +110,11 @@ int ca_scopes_to_names(const ca_identity *id, const ca_scope *scopes, size_t n_s
 			}
 			if (id->pod_subdomain) {
 				r = push_fmt(&out, err, "%s.%s.svc.%s", id->pod_subdomain, id->pod_namespace, domain);
+				/* helper A (issue 6): Kubernetes DNS names the pod
+				 * by spec.hostname when set, else by its name. */
 				if (r == 0)
-					r = push_fmt(&out, err, "%s.%s.%s.svc.%s", id->pod_name,
+					r = push_fmt(&out, err, "%s.%s.%s.svc.%s",
+						     id->pod_hostname ? id->pod_hostname : id->pod_name,
 						     id->pod_subdomain, id->pod_namespace, domain);
 			}
 			for (size_t j = 0; r == 0 && j < id->n_pod_ips; j++)

@@ -48,6 +48,9 @@ typedef struct ca_identity {
 	const ca_listener *listeners;
 	size_t n_listeners;
 	const char *cluster_domain;           /* NULL: cluster.local */
+	/* helper A (issue 6): spec.hostname.  The pod's DNS name is
+	 * {hostname}.{subdomain}.{ns}.svc.{domain}; NULL: the pod name. */
+	const char *pod_hostname;
 } ca_identity;
 
 typedef struct ca_names {

@@ -68,6 +68,9 @@ const kube_resource kube_res_stackable_secretclasses = {"secrets.stackable.tech"
                                                         "secretclasses", "SecretClass", false};
 const kube_resource kube_res_stackable_truststores = {"secrets.stackable.tech", "v1alpha1",
                                                       "truststores", "TrustStore", true};
+/* helper A (issue 6, pod identity): listener-volume scopes read Listeners. */
+const kube_resource kube_res_listeners = {"listeners.stackable.tech", "v1alpha1", "listeners",
+                                          "Listener", true};
 
 static const kube_resource *const kube_resources[] = {
     &kube_res_pods,
@@ -85,6 +88,7 @@ static const kube_resource *const kube_resources[] = {
     &kube_res_truststores,
     &kube_res_stackable_secretclasses,
     &kube_res_stackable_truststores,
+    &kube_res_listeners, /* helper A (issue 6) */
 };
 
 const kube_resource *kube_resource_find(const char *name)

@@ -69,6 +69,8 @@ extern const kube_resource kube_res_secretclasses;           /* secrets.sigil.de
 extern const kube_resource kube_res_truststores;             /* secrets.sigil.dev/v1alpha1 */
 extern const kube_resource kube_res_stackable_secretclasses; /* secrets.stackable.tech/v1alpha2 */
 extern const kube_resource kube_res_stackable_truststores;   /* secrets.stackable.tech/v1alpha1 */
+/* helper A (issue 6, pod identity): Stackable listener-operator's Listener. */
+extern const kube_resource kube_res_listeners; /* listeners.stackable.tech/v1alpha1 */
 
 /* Looks a resource up by "plural" or "plural.group" ("pods",
  * "secretclasses.secrets.stackable.tech"); a bare plural means the core

@@ -13,8 +13,17 @@
  *                         listener-operator, listeners.stackable.tech)
  *
  * Errors: a pod that does not exist is SIGIL_E_NOTFOUND; an apiserver that
- * cannot be reached is SIGIL_E_UNAVAIL; a listener volume the pod does not
- * have, or whose Listener has no address yet, is SIGIL_E_PRECOND naming it. */
+ * cannot be reached (or does not answer in time) is SIGIL_E_UNAVAIL; a
+ * listener volume the pod does not have, whose PVC or Listener does not
+ * exist yet, or whose Listener has no address yet, is SIGIL_E_PRECOND
+ * naming it, as is a node scope for a pod not scheduled yet; objects whose
+ * fields cannot be read (bad IPs, names) are SIGIL_E_CORRUPT; too many
+ * addresses SIGIL_E_LIMIT.
+ *
+ * Listeners: Stackable's current secret-operator reads the addresses from
+ * the PodListeners object "pod-<uid>"; this follows the older, simpler
+ * path through the Listener's own status, which listener-operator still
+ * maintains. */
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -59,6 +68,20 @@ int kube_pod_info_get(kube_client *c, const char *ns, const char *name, bool wan
 int kube_pod_info_from_json(const json_t *pod, const json_t *node, kube_pod_info **ret,
 			    sigil_err *err) SIGIL_WUR;
 void kube_pod_info_free(kube_pod_info *pi);
+
+/* The PVC behind the pod's volume volume_name: "<pod>-<volume>" for an
+ * ephemeral volume, else persistentVolumeClaim.claimName.  SIGIL_E_PRECOND
+ * when the pod has no such volume or it is not backed by a claim.  *ret is
+ * malloc'ed.  Exposed for tests and fuzzing. */
+int kube_pod_volume_claim_name(const json_t *pod, const char *volume_name, char **ret,
+			       sigil_err *err) SIGIL_WUR;
+/* A Listener's status.ingressAddresses (at most
+ * KUBE_POD_MAX_LISTENER_ADDRS, each a validated IP or DNS name) into
+ * *ret; SIGIL_E_PRECOND when it has none yet.  Exposed for tests and
+ * fuzzing; free with kube_pod_listener_clear. */
+int kube_pod_listener_from_json(const json_t *listener, const char *volume_name,
+				kube_pod_listener *ret, sigil_err *err) SIGIL_WUR;
+void kube_pod_listener_clear(kube_pod_listener *l);
 SIGIL_DEFINE_CLEANUP(kube_pod_info, kube_pod_info_free)
 
 /* Fills id from pi: node name, node IPs, pod namespace/name/subdomain/IPs,

@@ -9,12 +9,14 @@
 #include "ca/key.h"
 #include "ca/server/keytab.h"
 #include "kerberos/kadm.h"
+#include "kube/podinfo.h"
 #include "proto/issuer.pb-c.h"
 #include "util/log.h"
 #include "util/mem.h"
 
 #define ISSUER_MAX_SCOPES 16
 #define ISSUER_MAX_NAME 253
+#define ISSUER_MAX_POD_UID 128
 /* Time kept back from the caller's deadline to send an answer. */
 #define ISSUER_ANSWER_MARGIN_MS 500
 
@@ -37,16 +39,34 @@ static int authenticate(issuer_server *s, const rpc_call *call, ca_caller *who, 
 	const char *v, *tok;
 	size_t vl, tl;
 	sigil_err err = {0};
+	int r;
 
 	if (rpc_call_get_metadata(call, "authorization", &v, &vl) < 0 ||
 	    ca_auth_bearer(v, vl, &tok, &tl) < 0) {
 		rpc_status_set(st, RPC_UNAUTHENTICATED, "missing bearer token");
 		return SIGIL_E_UNAUTH;
 	}
-	if (ca_auth_authenticate(s->auth, tok, tl, who, &err) < 0) {
+	r = ca_auth_authenticate(s->auth, tok, tl, who, &err);
+	if (r < 0) {
 		log_warn("%s from %s: %s", rpc_call_method(call), rpc_call_peer(call), err.msg);
-		rpc_status_set(st, RPC_UNAUTHENTICATED, "invalid bearer token");
-		return SIGIL_E_UNAUTH;
+		switch (r) {
+		case SIGIL_E_UNAVAIL:
+			/* TokenReview could not be asked: retry, it is not the
+			 * caller's credential that failed. */
+			rpc_status_set(st, RPC_UNAVAILABLE, "cannot authenticate the caller now: %s",
+				       err.msg);
+			return r;
+		case SIGIL_E_PERM:
+			rpc_status_set(st, RPC_PERMISSION_DENIED, "%s", err.msg);
+			return r;
+		default:
+			/* The messages of both authenticators name the reason,
+			 * never the token. */
+			rpc_status_set(st, RPC_UNAUTHENTICATED, "invalid bearer token%s%s",
+				       strcmp(err.msg, "invalid bearer token") ? ": " : "",
+				       strcmp(err.msg, "invalid bearer token") ? err.msg : "");
+			return SIGIL_E_UNAUTH;
+		}
 	}
 	return 0;
 }
@@ -106,19 +126,114 @@ static int scopes_from_proto(Sigil__V1__Scope *const *in, size_t n, ca_scope *ou
 	return 0;
 }
 
-/* The pod's namespace and name, NULL when not given. */
+static bool uid_ok(const char *s)
+{
+	size_t n = strnlen(s, ISSUER_MAX_POD_UID + 1);
+
+	if (n > ISSUER_MAX_POD_UID)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= 0x20 || s[i] >= 0x7f)
+			return false;
+	return true;
+}
+
+/* The pod's namespace, name and uid, NULL when not given. */
 static int pod_from_proto(const Sigil__V1__PodIdentity *pod, const char **ret_ns,
-			  const char **ret_name, rpc_status *st)
+			  const char **ret_name, const char **ret_uid, rpc_status *st)
 {
 	const char *ns = pod && *pod->namespace_ ? pod->namespace_ : NULL;
 	const char *name = pod && *pod->name ? pod->name : NULL;
+	const char *uid = pod && *pod->uid ? pod->uid : NULL;
 
-	if ((ns && !name_ok(ns)) || (name && !name_ok(name))) {
-		rpc_status_set(st, RPC_INVALID_ARGUMENT, "pod name or namespace is not valid");
+	if ((ns && !name_ok(ns)) || (name && !name_ok(name)) || (uid && !uid_ok(uid))) {
+		rpc_status_set(st, RPC_INVALID_ARGUMENT, "pod name, namespace or uid is not valid");
 		return SIGIL_E_INVALID;
 	}
 	*ret_ns = ns;
 	*ret_name = name;
+	*ret_uid = uid;
+	return 0;
+}
+
+/* Node authorization (issue 6; Stackable has no such check): with a
+ * Kubernetes API the pod is looked up, and a node may only obtain secrets
+ * for pods scheduled on it.  The facts the scopes need (node and pod IPs,
+ * subdomain, listener addresses) come from the same lookup, so the names
+ * in the certificate are the API's word, not the node's.
+ *
+ * The pod alone is read first and checked, so that a node asking for a
+ * pod elsewhere learns nothing about that pod's listeners or node; then,
+ * only if a node or listener scope needs them, everything is read again
+ * and checked again (the pod may have been replaced in between). */
+static int resolve_pod(issuer_server *s, const ca_caller *who, const char *ns, const char *name,
+		       const char *uid, const ca_scope *scopes, size_t n_scopes,
+		       kube_pod_info **ret, rpc_status *st)
+{
+	_cleanup_(kube_pod_info_freep) kube_pod_info *pi = NULL;
+	const char *lvs[KUBE_POD_MAX_LISTENERS];
+	size_t nl = 0;
+	bool want_node = false;
+	sigil_err err = {0};
+	int r;
+
+	if (who->admin) {
+		rpc_status_set(st, RPC_PERMISSION_DENIED,
+			       "admin credentials may not obtain certificates or keytabs for pods");
+		return SIGIL_E_PERM;
+	}
+	if (!ns || !name) {
+		rpc_status_set(st, RPC_INVALID_ARGUMENT,
+			       "the pod's namespace and name are required (is podInfoOnMount set "
+			       "on the CSIDriver?)");
+		return SIGIL_E_INVALID;
+	}
+	for (size_t i = 0; i < n_scopes; i++) {
+		if (scopes[i].kind == CA_SCOPE_NODE)
+			want_node = true;
+		if (scopes[i].kind != CA_SCOPE_LISTENER_VOLUME)
+			continue;
+		if (nl >= KUBE_POD_MAX_LISTENERS) {
+			rpc_status_set(st, RPC_INVALID_ARGUMENT, "more than %d listener-volume scopes",
+				       KUBE_POD_MAX_LISTENERS);
+			return SIGIL_E_INVALID;
+		}
+		lvs[nl++] = scopes[i].name;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		kube_pod_info_free(TAKE_PTR(pi));
+		if (pass == 0)
+			r = kube_pod_info_get(s->kube, ns, name, false, NULL, 0, &pi, &err);
+		else
+			r = kube_pod_info_get(s->kube, ns, name, want_node, lvs, nl, &pi, &err);
+		if (r < 0) {
+			log_warn("node %s, pod %s/%s: %s", who->node, ns, name, err.msg);
+			/* A Pod object sigil cannot read is not data loss here. */
+			rpc_status_from_err(st, r == SIGIL_E_CORRUPT ? SIGIL_E_PRECOND : r, &err);
+			return r;
+		}
+		if (!pi->node_name || strcmp(pi->node_name, who->node) != 0) {
+			log_warn("refused: node %s asked for pod %s/%s, which is scheduled on %s",
+				 who->node, ns, name, pi->node_name ? pi->node_name : "no node");
+			rpc_status_set(st, RPC_PERMISSION_DENIED,
+				       "node %s may not obtain secrets for pod %s/%s: it is scheduled "
+				       "on %s",
+				       who->node, ns, name,
+				       pi->node_name ? pi->node_name : "no node yet");
+			return SIGIL_E_PERM;
+		}
+		/* The pod with this name is another one than the node meant:
+		 * a stale publish for a pod that was deleted and re-created. */
+		if (uid && (!pi->uid || strcmp(pi->uid, uid) != 0)) {
+			rpc_status_set(st, RPC_FAILED_PRECONDITION,
+				       "pod %s/%s has uid %s, not %s: the pod was replaced", ns, name,
+				       pi->uid ? pi->uid : "(none)", uid);
+			return SIGIL_E_PRECOND;
+		}
+		if (!want_node && nl == 0)
+			break;
+	}
+	*ret = TAKE_PTR(pi);
 	return 0;
 }
 
@@ -163,6 +278,8 @@ static int Issue(void *ctx, const rpc_call *call, const uint8_t *req, size_t req
 	Sigil__V1__IssueRequest *in;
 	Sigil__V1__IssueResponse out = SIGIL__V1__ISSUE_RESPONSE__INIT;
 	ca_scope scopes[ISSUER_MAX_SCOPES];
+	ca_listener listeners[KUBE_POD_MAX_LISTENERS];
+	_cleanup_(kube_pod_info_freep) kube_pod_info *pi = NULL;
 	ca_issue_result res = {0};
 	ca_caller who;
 	sigil_err err = {0};
@@ -192,13 +309,19 @@ static int Issue(void *ctx, const rpc_call *call, const uint8_t *req, size_t req
 	}
 	if ((r = scopes_from_proto(in->scopes, in->n_scopes, scopes, st)) < 0)
 		goto out;
-	const char *pod_ns, *pod_name;
-	if ((r = pod_from_proto(in->pod, &pod_ns, &pod_name, st)) < 0)
+	const char *pod_ns, *pod_name, *pod_uid;
+	if ((r = pod_from_proto(in->pod, &pod_ns, &pod_name, &pod_uid, st)) < 0)
 		goto out;
 	/* The node name comes from the credential, never from the request.
 	 * Standalone, the pod's identity is the authenticated node's word;
 	 * with a Kubernetes API it is checked against spec.nodeName. */
 	ca_identity id = {.node_name = who.node, .pod_namespace = pod_ns, .pod_name = pod_name};
+	if (s->kube) {
+		if ((r = resolve_pod(s, &who, pod_ns, pod_name, pod_uid, scopes, in->n_scopes, &pi,
+				     st)) < 0)
+			goto out;
+		kube_pod_info_identity(pi, &id, listeners);
+	}
 	ca_issue_request ir = {
 		.class_name = in->class_name,
 		.identity = &id,
@@ -454,7 +577,9 @@ static int ProvisionKeytab(void *ctx, const rpc_call *call, const uint8_t *req, 
 	Sigil__V1__ProvisionKeytabResponse out = SIGIL__V1__PROVISION_KEYTAB_RESPONSE__INIT;
 	_cleanup_(issuer_keytab_plan_freep) issuer_keytab_plan *plan = NULL;
 	ca_scope scopes[ISSUER_MAX_SCOPES];
-	const char *pod_ns = NULL, *pod_name = NULL;
+	ca_listener listeners[KUBE_POD_MAX_LISTENERS];
+	_cleanup_(kube_pod_info_freep) kube_pod_info *pi = NULL;
+	const char *pod_ns = NULL, *pod_name = NULL, *pod_uid = NULL;
 	uint8_t *kt = NULL;
 	size_t kt_len = 0;
 	int64_t timeout;
@@ -477,7 +602,7 @@ static int ProvisionKeytab(void *ctx, const rpc_call *call, const uint8_t *req, 
 	if ((r = authorize(&who, in->class_name, st)) < 0)
 		goto out;
 	if ((r = scopes_from_proto(in->scopes, in->n_scopes, scopes, st)) < 0 ||
-	    (r = pod_from_proto(in->pod, &pod_ns, &pod_name, st)) < 0)
+	    (r = pod_from_proto(in->pod, &pod_ns, &pod_name, &pod_uid, st)) < 0)
 		goto out;
 	if (in->n_service_names > ISSUER_KEYTAB_MAX_SERVICE_NAMES) {
 		rpc_status_set(st, RPC_INVALID_ARGUMENT, "more than %d service names",
@@ -488,6 +613,12 @@ static int ProvisionKeytab(void *ctx, const rpc_call *call, const uint8_t *req, 
 	/* As for certificates: the node name comes from the credential, the
 	 * principals from the CA's reading of the scopes. */
 	ca_identity id = {.node_name = who.node, .pod_namespace = pod_ns, .pod_name = pod_name};
+	if (s->kube) {
+		if ((r = resolve_pod(s, &who, pod_ns, pod_name, pod_uid, scopes, in->n_scopes, &pi,
+				     st)) < 0)
+			goto out;
+		kube_pod_info_identity(pi, &id, listeners);
+	}
 	issuer_keytab_request kr = {
 		.class_name = in->class_name,
 		.identity = &id,

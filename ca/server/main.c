@@ -13,8 +13,11 @@
 #include "ca/external.h"
 #include "ca/issue.h"
 #include "ca/secretclass.h"
+#include "ca/server/auth_kube.h"
 #include "ca/server/issuer_service.h"
 #include "kerberos/kadm.h"
+#include "kube/client.h"
+#include "kube/config.h"
 #include "rpc/server.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -28,6 +31,10 @@
 #define INTERNAL_CA_LIFETIME_SECS (3650LL * 86400)
 #define RELOAD_INTERVAL_SECS 2
 #define REFRESH_INTERVAL_SECS 60
+/* Where nodes find the issuer CA in a cluster (mounted by sigil-csi). */
+#define BUNDLE_CONFIGMAP "sigil-ca-bundle"
+#define BUNDLE_CONFIGMAP_KEY "ca.crt"
+#define BUNDLE_UPDATE_ATTEMPTS 5
 
 typedef struct opts {
 	const char *listen;
@@ -39,18 +46,38 @@ typedef struct opts {
 	const char *names[MAX_SERVER_NAMES];
 	size_t n_names;
 	int64_t workers;
+	/* Kubernetes (issue 6) */
+	const char *kubeconfig;
+	bool in_cluster;
+	const char *token_audience;
+	const char *namespace_;
+	const char *node_accounts[CA_AUTH_KUBE_MAX_ACCOUNTS];
+	size_t n_node_accounts;
+	const char *admin_accounts[CA_AUTH_KUBE_MAX_ACCOUNTS];
+	size_t n_admin_accounts;
 } opts;
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sigil-ca --listen HOST:PORT --state-dir DIR --tokens-file FILE [options]\n"
+		"usage: sigil-ca --listen HOST:PORT --state-dir DIR\n"
+		"                (--tokens-file FILE | --kubeconfig FILE | --in-cluster) [options]\n"
+		"  --tokens-file FILE    static bearer tokens (tried first when TokenReview is on too)\n"
+		"  --kubeconfig FILE     Kubernetes API from a kubeconfig: TokenReview authentication,\n"
+		"                        pods resolved and checked against the caller's node\n"
+		"  --in-cluster          the same with the pod's service account\n"
+		"  --token-audience A    audience of the nodes' projected tokens (default sigil-ca)\n"
+		"  --node-service-account NS/NAME  may act as a node (repeatable;\n"
+		"                        default NAMESPACE/sigil-csi)\n"
+		"  --admin-service-account NS/NAME may rotate CAs and read status (repeatable)\n"
+		"  --namespace NS        sigil-ca's own namespace (default: from the configuration)\n"
 		"  --classes-dir DIR     SecretClass YAML files (reloaded on change); default: the 'tls' class\n"
 		"  --secrets-dir DIR     Secrets referenced by classes: DIR/<namespace>/<name>/<key>\n"
 		"  --server-name NAME    extra DNS name or IP for the serving certificate (repeatable)\n"
 		"  --workers N           signing threads (default 4)\n"
 		"  --cluster-domain D    default cluster.local\n"
-		"Nodes must trust STATE_DIR/issuer-ca.crt.\n");
+		"Nodes must trust STATE_DIR/issuer-ca.crt (in a cluster also published in\n"
+		"ConfigMap " BUNDLE_CONFIGMAP " key " BUNDLE_CONFIGMAP_KEY " of its namespace).\n");
 }
 
 static int parse_opts(int argc, char **argv, opts *o)
@@ -64,6 +91,12 @@ static int parse_opts(int argc, char **argv, opts *o)
 		{"server-name", required_argument, 0, 'n'},
 		{"workers", required_argument, 0, 'w'},
 		{"cluster-domain", required_argument, 0, 'd'},
+		{"kubeconfig", required_argument, 0, 'K'},
+		{"in-cluster", no_argument, 0, 'I'},
+		{"token-audience", required_argument, 0, 'A'},
+		{"node-service-account", required_argument, 0, 'N'},
+		{"admin-service-account", required_argument, 0, 'a'},
+		{"namespace", required_argument, 0, 'm'},
 		{"help", no_argument, 0, 'h'},
 		{0},
 	};
@@ -92,13 +125,58 @@ static int parse_opts(int argc, char **argv, opts *o)
 				return -1;
 			}
 			break;
+		case 'K': o->kubeconfig = optarg; break;
+		case 'I': o->in_cluster = true; break;
+		case 'A':
+			if (!optarg[0] || strlen(optarg) > CA_AUTH_KUBE_MAX_AUDIENCE) {
+				fprintf(stderr, "sigil-ca: --token-audience must be 1..%d bytes\n",
+					CA_AUTH_KUBE_MAX_AUDIENCE);
+				return -1;
+			}
+			o->token_audience = optarg;
+			break;
+		case 'N':
+		case 'a': {
+			const char **list = c == 'N' ? o->node_accounts : o->admin_accounts;
+			size_t *n = c == 'N' ? &o->n_node_accounts : &o->n_admin_accounts;
+
+			if (!ca_auth_kube_account_ok(optarg)) {
+				fprintf(stderr, "sigil-ca: '%s' is not NAMESPACE/NAME\n", optarg);
+				return -1;
+			}
+			if (*n >= CA_AUTH_KUBE_MAX_ACCOUNTS) {
+				fprintf(stderr, "sigil-ca: at most %d service accounts of a kind\n",
+					CA_AUTH_KUBE_MAX_ACCOUNTS);
+				return -1;
+			}
+			list[(*n)++] = optarg;
+			break;
+		}
+		case 'm': o->namespace_ = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
 	}
-	if (!o->listen || !o->state_dir || !o->tokens_file) {
-		fprintf(stderr, "sigil-ca: --listen, --state-dir and --tokens-file are required\n");
+	if (!o->listen || !o->state_dir) {
+		fprintf(stderr, "sigil-ca: --listen and --state-dir are required\n");
 		usage(stderr);
+		return -1;
+	}
+	if (o->kubeconfig && o->in_cluster) {
+		fprintf(stderr, "sigil-ca: --kubeconfig and --in-cluster exclude each other\n");
+		return -1;
+	}
+	/* Without a Kubernetes API the tokens file is the only way in. */
+	if (!o->tokens_file && !o->kubeconfig && !o->in_cluster) {
+		fprintf(stderr, "sigil-ca: --tokens-file is required without --kubeconfig or "
+				"--in-cluster\n");
+		usage(stderr);
+		return -1;
+	}
+	if (!o->kubeconfig && !o->in_cluster &&
+	    (o->token_audience || o->namespace_ || o->n_node_accounts || o->n_admin_accounts)) {
+		fprintf(stderr, "sigil-ca: --token-audience, --namespace and --*-service-account "
+				"need --kubeconfig or --in-cluster\n");
 		return -1;
 	}
 	return 0;
@@ -221,6 +299,154 @@ static int serving_setup(const opts *o, serving *s, sigil_err *err)
 	return r;
 }
 
+/* ---- Kubernetes ------------------------------------------------------------------ */
+
+/* The API client, or NULL without --kubeconfig / --in-cluster.  One
+ * client for the process: everything that talks to the API gets it. */
+static int kube_setup(const opts *o, kube_client **ret, const char **ret_ns, sigil_err *err)
+{
+	_cleanup_(kube_config_freep) kube_config *cfg = NULL;
+	char probe[KUBE_MAX_NAME + 16];
+	kube_client_opts ko;
+	kube_client *kc = NULL;
+	const char *ns;
+	int r;
+
+	*ret = NULL;
+	if (!o->kubeconfig && !o->in_cluster)
+		return 0;
+	r = o->in_cluster ? kube_config_load_in_cluster(NULL, &cfg, err)
+			  : kube_config_load_kubeconfig(o->kubeconfig, NULL, &cfg, err);
+	if (r < 0)
+		return r;
+	kube_client_opts_init(&ko);
+	/* A node waits on us while we ask the API: fail over to UNAVAILABLE
+	 * (the node retries) rather than sit out the default backoff. */
+	ko.max_retries = 3;
+	ko.timeout_ms = 10000;
+	ko.connect_timeout_ms = 5000;
+	r = kube_client_new(cfg, &ko, &kc, err);
+	if (r < 0)
+		return r;
+	ns = o->namespace_ ? o->namespace_ : kube_client_namespace(kc);
+	snprintf(probe, sizeof(probe), "%s/x", ns);
+	if (!ca_auth_kube_account_ok(probe)) {
+		kube_client_free(kc);
+		return sigil_err_set(err, SIGIL_E_INVALID, "namespace '%s' is not a DNS label", ns);
+	}
+	*ret = kc;
+	*ret_ns = ns;
+	return 0;
+}
+
+/* Tokens file first (standalone, tests, break-glass), then TokenReview. */
+static int auth_setup(const opts *o, kube_client *kc, const char *ns, ca_auth **ret,
+		      sigil_err *err)
+{
+	ca_auth *members[2];
+	size_t n = 0;
+	int r;
+
+	if (o->tokens_file) {
+		r = ca_auth_tokens_open(o->tokens_file, &members[n], err);
+		if (r < 0)
+			return sigil_err_prefix(err, "tokens: ");
+		n++;
+	}
+	if (kc) {
+		ca_auth_kube_config kcfg = {
+			.client = kc,
+			.audience = o->token_audience,
+			.node_accounts = o->node_accounts,
+			.n_node_accounts = o->n_node_accounts,
+			.admin_accounts = o->admin_accounts,
+			.n_admin_accounts = o->n_admin_accounts,
+			.namespace_ = ns,
+		};
+		r = ca_auth_kube_new(&kcfg, &members[n], err);
+		if (r < 0) {
+			for (size_t i = 0; i < n; i++)
+				ca_auth_free(members[i]);
+			return sigil_err_prefix(err, "TokenReview: ");
+		}
+		n++;
+	}
+	if (n == 1) {
+		*ret = members[0];
+		return 0;
+	}
+	return ca_auth_chain_new(members, n, ret, err);
+}
+
+typedef struct bundle_ctx {
+	const char *pem;
+} bundle_ctx;
+
+static int bundle_mutate(json_t *obj, void *ctx, sigil_err *err)
+{
+	const bundle_ctx *b = ctx;
+	json_t *data = json_object_get(obj, "data");
+	const json_t *cur = json_object_get(data, BUNDLE_CONFIGMAP_KEY);
+
+	if (json_is_string(cur) && !strcmp(json_string_value(cur), b->pem))
+		return 1; /* already current */
+	if (!json_is_object(data)) {
+		data = json_object();
+		if (!data || json_object_set_new(obj, "data", data) < 0)
+			return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	}
+	if (json_object_set_new(data, BUNDLE_CONFIGMAP_KEY, json_string(b->pem)) < 0)
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	return 0;
+}
+
+/* Publishes STATE/issuer-ca.crt as ConfigMap sigil-ca-bundle (create or
+ * update), so that nodes can mount what they must trust. */
+static int bundle_publish(kube_client *kc, const char *ns, const char *state_dir, sigil_err *err)
+{
+	_cleanup_free_ char *path = sigil_path_join(state_dir, "issuer-ca.crt");
+	_cleanup_free_ uint8_t *pem = NULL;
+	json_t *cm;
+	size_t len = 0;
+	bundle_ctx b;
+	int r;
+
+	if (!path)
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	r = sigil_fs_read_file(path, SIGIL_MAX_FILE_SIZE, &pem, &len, err);
+	if (r < 0)
+		return r;
+	if (memchr(pem, '\0', len))
+		return sigil_err_set(err, SIGIL_E_CORRUPT, "%s holds a NUL byte", path);
+	{
+		char *z = realloc(pem, len + 1);
+
+		if (!z)
+			return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+		z[len] = '\0';
+		pem = (uint8_t *)z;
+	}
+	b.pem = (const char *)pem;
+	r = kube_client_update_retry(kc, &kube_res_configmaps, ns, BUNDLE_CONFIGMAP,
+				     BUNDLE_UPDATE_ATTEMPTS, bundle_mutate, &b, NULL, err);
+	if (r != SIGIL_E_NOTFOUND)
+		return r;
+	cm = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s, s:s}}, s:{s:s}}", "apiVersion", "v1",
+		       "kind", "ConfigMap", "metadata", "name", BUNDLE_CONFIGMAP, "namespace", ns,
+		       "labels", "app.kubernetes.io/name", "sigil-ca",
+		       "app.kubernetes.io/managed-by", "sigil-ca", "data", BUNDLE_CONFIGMAP_KEY,
+		       b.pem);
+	if (!cm)
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	r = kube_client_create(kc, &kube_res_configmaps, ns, cm, NULL, err);
+	json_decref(cm);
+	/* Another replica made it between our GET and POST: update that. */
+	if (r == SIGIL_E_EXISTS)
+		r = kube_client_update_retry(kc, &kube_res_configmaps, ns, BUNDLE_CONFIGMAP,
+					     BUNDLE_UPDATE_ATTEMPTS, bundle_mutate, &b, NULL, err);
+	return r;
+}
+
 static int build_service(const opts *o, ca_store *store, ca_service **ret, sigil_err *err)
 {
 	ca_class_config *classes = NULL;
@@ -278,6 +504,9 @@ typedef struct reloader {
 	const opts *o;
 	ca_store *store;
 	issuer_server *srv;
+	kube_client *kube;  /* NULL standalone */
+	const char *kube_ns;
+	bool bundle_published;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
@@ -316,6 +545,18 @@ static void *reload_main(void *arg)
 		}
 		/* Rotation runs on a schedule, not lazily on the next request. */
 		if (time(NULL) - last_refresh >= REFRESH_INTERVAL_SECS) {
+			if (rl->kube && !rl->bundle_published) {
+				sigil_err err = {0};
+
+				if (bundle_publish(rl->kube, rl->kube_ns, rl->o->state_dir, &err) == 0) {
+					rl->bundle_published = true;
+					log_info("published the issuer CA in ConfigMap %s/%s",
+						 rl->kube_ns, BUNDLE_CONFIGMAP);
+				} else {
+					log_debug("ConfigMap %s/%s: %s", rl->kube_ns,
+						  BUNDLE_CONFIGMAP, err.msg);
+				}
+			}
 			sigil_err err = {0};
 			bool changed = false;
 			last_refresh = time(NULL);
@@ -342,6 +583,9 @@ int main(int argc, char **argv)
 	issuer_server is = {0};
 	rpc_server *srv = NULL;
 	rpc_method methods[ISSUER_N_METHODS];
+	kube_client *kube = NULL; /* to be handed to the CRD watch, Secret store, ... */
+	const char *kube_ns = NULL;
+	bool bundle_published = false;
 	reloader rl = {0};
 	pthread_t rl_thread;
 	bool rl_started = false;
@@ -360,10 +604,15 @@ int main(int argc, char **argv)
 		log_error("state dir: %s", err.msg);
 		goto out;
 	}
-	if (ca_auth_tokens_open(o.tokens_file, &is.auth, &err) < 0) {
-		log_error("tokens: %s", err.msg);
+	if (kube_setup(&o, &kube, &kube_ns, &err) < 0) {
+		log_error("Kubernetes API: %s", err.msg);
 		goto out;
 	}
+	if (auth_setup(&o, kube, kube_ns, &is.auth, &err) < 0) {
+		log_error("%s", err.msg);
+		goto out;
+	}
+	is.kube = kube;
 	{
 		_cleanup_free_ char *cadir = sigil_path_join(o.state_dir, "ca");
 		if (!cadir || ca_store_dir_open(cadir, &store, &err) < 0) {
@@ -378,6 +627,17 @@ int main(int argc, char **argv)
 	if (serving_setup(&o, &sv, &err) < 0) {
 		log_error("serving certificate: %s", err.msg);
 		goto out;
+	}
+	if (kube) {
+		/* Best effort: the reloader tries again if the API is down now. */
+		if (bundle_publish(kube, kube_ns, o.state_dir, &err) < 0) {
+			log_warn("cannot publish the issuer CA in ConfigMap %s/%s (will retry): %s",
+				 kube_ns, BUNDLE_CONFIGMAP, err.msg);
+		} else {
+			bundle_published = true;
+			log_info("published the issuer CA in ConfigMap %s/%s", kube_ns,
+				 BUNDLE_CONFIGMAP);
+		}
 	}
 	rpc_server_config sc = {
 		.methods = methods,
@@ -395,12 +655,16 @@ int main(int argc, char **argv)
 	rl.o = &o;
 	rl.store = store;
 	rl.srv = &is;
+	rl.kube = kube;
+	rl.kube_ns = kube_ns;
+	rl.bundle_published = bundle_published;
 	pthread_mutex_init(&rl.lock, NULL);
 	pthread_cond_init(&rl.cond, NULL);
 	if (pthread_create(&rl_thread, NULL, reload_main, &rl) == 0)
 		rl_started = true;
-	log_info("sigil-ca %s serving the issuer API on %s (port %d), %zu classes, workers %lld",
-		 SIGIL_VERSION, o.listen, port, ca_service_class_count(is.svc), (long long)o.workers);
+	log_info("sigil-ca %s serving the issuer API on %s (port %d), %zu classes, workers %lld%s",
+		 SIGIL_VERSION, o.listen, port, ca_service_class_count(is.svc), (long long)o.workers,
+		 kube ? ", Kubernetes API: TokenReview and node authorization" : "");
 	int sig = rpc_server_wait_signal(&sigs);
 	log_info("got signal %d: finishing calls in flight", sig);
 	rpc_server_shutdown(srv, 10000);
@@ -416,6 +680,7 @@ out:
 	rpc_server_free(srv);
 	ca_service_free(is.svc);
 	ca_auth_free(is.auth);
+	kube_client_free(kube); /* after every user of it has stopped */
 	ca_store_free(store);
 	kerberos_kadm_pool_shutdown(); /* idle kadm5 helpers end with us */
 	serving_free(&sv);

@@ -33,7 +33,7 @@ Control endpoints (JSON bodies):
                              authorization, contentType, userAgent, body,
                              user, status, injected
   POST /_fake/seed          {"items": [objects], "tokenReviews": {token: user},
-                             "tokens": {token: user}}
+                             "tokens": {token: user}, "resourceVersion": N}
   POST /_fake/tokens        {"tokens": {token: user}} replaces the API tokens
   POST /_fake/forbid        [{"user", "verb", "resource", "namespace"}] -> 403
   POST /_fake/compact       forget history: older versions answer 410
@@ -90,6 +90,8 @@ RESOURCES = [
     ("secrets.stackable.tech", ["v1alpha1", "v1alpha2"], "secretclasses", "SecretClass",
      False, False, False),
     ("secrets.stackable.tech", ["v1alpha1"], "truststores", "TrustStore", True, False, False),
+    # helper A (issue 6): Stackable listener-operator's Listener (listener-volume scopes).
+    ("listeners.stackable.tech", ["v1alpha1"], "listeners", "Listener", True, False, True),
 ]
 
 
@@ -381,6 +383,11 @@ class Fake:
     def seed(self, doc):
         items = doc.get("items", []) if isinstance(doc, dict) else doc
         with self.store.lock:
+            # (sigil kube_classes test) "resourceVersion": N starts the
+            # revision at N at least: an apiserver restarted on the same
+            # etcd keeps counting, so clients may resume their watches.
+            if isinstance(doc, dict) and isinstance(doc.get("resourceVersion"), int):
+                self.store.rv = max(self.store.rv, doc["resourceVersion"])
             for obj in items:
                 res, _v = self.res_for_object(obj)
                 md = obj.get("metadata") or {}
