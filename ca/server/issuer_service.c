@@ -7,10 +7,12 @@
 
 #include "ca/issue.h"
 #include "ca/key.h"
+#include "ca/server/ca_metrics.h"
 #include "ca/server/keytab.h"
 #include "kerberos/kadm.h"
 #include "kube/podinfo.h"
 #include "proto/issuer.pb-c.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -283,6 +285,8 @@ static int Issue(void *ctx, const rpc_call *call, const uint8_t *req, size_t req
 	ca_issue_result res = {0};
 	ca_caller who;
 	sigil_err err = {0};
+	int64_t t0 = sigil_mono_ns();
+	bool counted = false;
 	int r;
 
 	r = authenticate(s, call, &who, st);
@@ -298,6 +302,9 @@ static int Issue(void *ctx, const rpc_call *call, const uint8_t *req, size_t req
 	}
 	if ((r = authorize(&who, in->class_name, st)) < 0)
 		goto out;
+	/* Counted from here: the caller is authenticated and allowed to use
+	 * the class (bounds the label values to what tokens permit). */
+	counted = true;
 	r = SIGIL_E_INVALID;
 	if (in->csr.len > CA_MAX_CSR_DER) {
 		rpc_status_set(st, RPC_INVALID_ARGUMENT, "CSR larger than %d bytes", CA_MAX_CSR_DER);
@@ -355,6 +362,9 @@ static int Issue(void *ctx, const rpc_call *call, const uint8_t *req, size_t req
 	free_der_list(out.certificate_chain, out.n_certificate_chain);
 	free_der_list(out.trust_bundle, out.n_trust_bundle);
 out:
+	if (counted)
+		ca_metrics_issued(s->metrics, in->class_name, r == 0,
+				  (double)(sigil_mono_ns() - t0) / 1e9);
 	ca_issue_result_free(&res);
 	sigil__v1__issue_request__free_unpacked(in, NULL);
 	return r;
@@ -585,6 +595,8 @@ static int ProvisionKeytab(void *ctx, const rpc_call *call, const uint8_t *req, 
 	int64_t timeout;
 	ca_caller who;
 	sigil_err err = {0};
+	int64_t t0 = sigil_mono_ns();
+	bool counted = false;
 	int r;
 
 	r = authenticate(s, call, &who, st);
@@ -601,6 +613,7 @@ static int ProvisionKeytab(void *ctx, const rpc_call *call, const uint8_t *req, 
 	}
 	if ((r = authorize(&who, in->class_name, st)) < 0)
 		goto out;
+	counted = true;
 	if ((r = scopes_from_proto(in->scopes, in->n_scopes, scopes, st)) < 0 ||
 	    (r = pod_from_proto(in->pod, &pod_ns, &pod_name, &pod_uid, st)) < 0)
 		goto out;
@@ -656,6 +669,9 @@ static int ProvisionKeytab(void *ctx, const rpc_call *call, const uint8_t *req, 
 			 in->class_name, who.node, pod_ns ? pod_ns : "-", pod_name ? pod_name : "-",
 			 plan->n_principals, plan->public_only ? " (krb5.conf only)" : "");
 out:
+	if (counted)
+		ca_metrics_keytab(s->metrics, in->class_name, r == 0,
+				  (double)(sigil_mono_ns() - t0) / 1e9);
 	sigil_freezero(kt, kt_len);
 	sigil__v1__provision_keytab_request__free_unpacked(in, NULL);
 	return r;

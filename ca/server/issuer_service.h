@@ -19,6 +19,8 @@ typedef struct issuer_server {
 	 * the caller's node, and match the request's uid; its names come from
 	 * the API, not from the node. */
 	kube_client *kube;
+	/* Prometheus metrics (ca/server/ca_metrics.h); NULL: none. */
+	struct ca_metrics *metrics;
 } issuer_server;
 
 size_t issuer_server_methods(issuer_server *s, rpc_method *methods);

@@ -14,10 +14,12 @@
 #include "ca/issue.h"
 #include "ca/secretclass.h"
 #include "ca/server/auth_kube.h"
+#include "ca/server/ca_metrics.h"
 #include "ca/server/issuer_service.h"
 #include "kerberos/kadm.h"
 #include "kube/client.h"
 #include "kube/config.h"
+#include "metrics/httpd.h"
 #include "rpc/server.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -55,6 +57,9 @@ typedef struct opts {
 	size_t n_node_accounts;
 	const char *admin_accounts[CA_AUTH_KUBE_MAX_ACCOUNTS];
 	size_t n_admin_accounts;
+	bool stackable_compat;
+	/* Observability (issue 7) */
+	const char *metrics_addr;
 } opts;
 
 static void usage(FILE *f)
@@ -76,6 +81,9 @@ static void usage(FILE *f)
 		"  --server-name NAME    extra DNS name or IP for the serving certificate (repeatable)\n"
 		"  --workers N           signing threads (default 4)\n"
 		"  --cluster-domain D    default cluster.local\n"
+		"  --stackable-compat    also serve Stackable's secrets.stackable.tech SecretClasses\n"
+		"                        and TrustStores\n"
+		"  --metrics-addr H:P    Prometheus /metrics, /healthz and /readyz (plain HTTP)\n"
 		"Nodes must trust STATE_DIR/issuer-ca.crt (in a cluster also published in\n"
 		"ConfigMap " BUNDLE_CONFIGMAP " key " BUNDLE_CONFIGMAP_KEY " of its namespace).\n");
 }
@@ -97,6 +105,8 @@ static int parse_opts(int argc, char **argv, opts *o)
 		{"node-service-account", required_argument, 0, 'N'},
 		{"admin-service-account", required_argument, 0, 'a'},
 		{"namespace", required_argument, 0, 'm'},
+		{"stackable-compat", no_argument, 0, 'C'},
+		{"metrics-addr", required_argument, 0, 'M'},
 		{"help", no_argument, 0, 'h'},
 		{0},
 	};
@@ -153,6 +163,8 @@ static int parse_opts(int argc, char **argv, opts *o)
 			break;
 		}
 		case 'm': o->namespace_ = optarg; break;
+		case 'C': o->stackable_compat = true; break;
+		case 'M': o->metrics_addr = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -573,6 +585,20 @@ static void *reload_main(void *arg)
 	return NULL;
 }
 
+/* /readyz: every autoTls class has a usable CA. */
+static bool ready_cb(void *userdata, char *reason, size_t reason_size)
+{
+	issuer_server *is = userdata;
+	bool ok;
+
+	pthread_rwlock_rdlock(&is->lock);
+	ok = is->svc && ca_service_ready(is->svc);
+	pthread_rwlock_unlock(&is->lock);
+	if (!ok)
+		snprintf(reason, reason_size, "a SecretClass has no usable CA yet");
+	return ok;
+}
+
 int main(int argc, char **argv)
 {
 	opts o;
@@ -589,6 +615,8 @@ int main(int argc, char **argv)
 	reloader rl = {0};
 	pthread_t rl_thread;
 	bool rl_started = false;
+	metrics_registry *reg = NULL;
+	metrics_httpd *httpd = NULL;
 	int rc = 1, port = 0;
 
 	sigil_log_init_from_env("sigil-ca");
@@ -639,6 +667,26 @@ int main(int argc, char **argv)
 				 BUNDLE_CONFIGMAP);
 		}
 	}
+	if (o.metrics_addr) {
+		reg = metrics_registry_new();
+		if (!reg) {
+			log_error("metrics: out of memory");
+			goto out;
+		}
+		metrics_httpd_config hc = {
+			.listen = o.metrics_addr,
+			.registry = reg,
+			.ready = ready_cb,
+			.ready_userdata = &is,
+		};
+		if (ca_metrics_new(reg, &is, &is.metrics, &err) < 0 ||
+		    metrics_httpd_start(&hc, &httpd, &err) < 0) {
+			log_error("metrics on %s: %s", o.metrics_addr, err.msg);
+			goto out;
+		}
+		log_info("metrics, /healthz and /readyz on %s (port %u)", o.metrics_addr,
+			 (unsigned)metrics_httpd_port(httpd));
+	}
 	rpc_server_config sc = {
 		.methods = methods,
 		.n_methods = issuer_server_methods(&is, methods),
@@ -678,6 +726,9 @@ out:
 		pthread_join(rl_thread, NULL);
 	}
 	rpc_server_free(srv);
+	metrics_httpd_stop(httpd); /* before what its scrapes read */
+	ca_metrics_free(is.metrics);
+	metrics_registry_free(reg);
 	ca_service_free(is.svc);
 	ca_auth_free(is.auth);
 	kube_client_free(kube); /* after every user of it has stopped */

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The sigil.v1.Issuer API driven directly by Python grpcio over TLS:
-authentication, tampered and oversized CSRs, policy, Status and Rotate."""
+authentication, tampered and oversized CSRs, policy, Status and Rotate, and
+what sigil-ca's /metrics, /healthz and /readyz say about it."""
 import os
 import shutil
 import signal
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 import grpc
 
@@ -37,6 +40,31 @@ def free_port():
     return p
 
 
+def scrape(port, path="/metrics"):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=10) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, "", e.read().decode()
+
+
+def metric(text, name, **labels):
+    """The value of one sample of the text exposition, or None."""
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, _, value = line.rpartition(" ")
+        if "{" in key:
+            n, _, rest = key.partition("{")
+            got = ",".join(sorted(rest.rstrip("}").split(",")))
+        else:
+            n, got = key, ""
+        if n == name and got == want:
+            return float(value)
+    return None
+
+
 def make_csr(tmp, name):
     key = os.path.join(tmp, name + ".key")
     der = os.path.join(tmp, name + ".der")
@@ -62,10 +90,12 @@ def main():
             f.write("%s node-a\n%s @admin\n" % (NODE, ADMIN))
         os.chmod(tokens, 0o600)
         port = free_port()
+        mport = free_port()
         state = os.path.join(tmp, "state")
         log = open(os.path.join(tmp, "ca.log"), "w")
         proc = subprocess.Popen([os.path.join(BUILD, "sigil-ca"), "--listen", "127.0.0.1:%d" % port,
-                                 "--state-dir", state, "--tokens-file", tokens], stdout=log, stderr=log)
+                                 "--state-dir", state, "--tokens-file", tokens,
+                                 "--metrics-addr", "127.0.0.1:%d" % mport], stdout=log, stderr=log)
         bundle = os.path.join(state, "issuer-ca.crt")
         for _ in range(100):
             if os.path.exists(bundle):
@@ -136,6 +166,23 @@ def main():
         check(c in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INVALID_ARGUMENT),
               "oversized request refused (%s)" % c)
 
+        code, ctype, text = scrape(mport)
+        check(code == 200 and ctype.startswith("text/plain; version=0.0.4"), "/metrics answers in the text format")
+        check(metric(text, "sigil_ca_issued_total", **{"class": "tls", "result": "success"}) == 1,
+              "sigil_ca_issued_total counts the one success")
+        fails = metric(text, "sigil_ca_issued_total", **{"class": "tls", "result": "failure"})
+        check(fails == 4, "sigil_ca_issued_total counts the 4 refused tls requests, not the "
+              "unauthenticated ones (%s)" % fails)
+        check(metric(text, "sigil_ca_issued_total", **{"class": "nope", "result": "failure"}) == 1,
+              "the unknown class is counted under its own label")
+        check(metric(text, "sigil_ca_issue_duration_seconds_count", **{"class": "tls"}) == 5,
+              "issuance latency histogram has every counted call")
+        check(metric(text, "sigil_ca_generations", **{"class": "tls"}) == 1, "one CA generation before rotation")
+        na = metric(text, "sigil_ca_not_after_seconds", **{"class": "tls", "generation": "1"})
+        check(na is not None and na > time.time() + 300 * 86400, "CA notAfter gauge (~365 days ahead)")
+        check(scrape(mport, "/healthz")[0] == 200 and scrape(mport, "/readyz")[0] == 200, "/healthz and /readyz 200")
+        check(scrape(mport, "/nope")[0] == 404, "unknown path 404")
+
         c, b1, _ = call("GetTrustBundle", pb.GetTrustBundleRequest(class_name="tls"), pb.GetTrustBundleResponse)
         check(c == grpc.StatusCode.OK and len(b1.trust_bundle) == 1, "GetTrustBundle: one CA")
         c, _, _ = call("Rotate", pb.RotateRequest(class_name="tls"), pb.RotateResponse)
@@ -148,6 +195,11 @@ def main():
         c, st, _ = call("Status", pb.StatusRequest(), pb.StatusResponse)
         check(c == grpc.StatusCode.OK and st.classes[0].name == "tls" and len(st.classes[0].generations) == 2,
               "Status lists both generations")
+        text = scrape(mport)[2]
+        check(metric(text, "sigil_ca_rotations_total", **{"class": "tls"}) == 1, "sigil_ca_rotations_total counts the rotation")
+        check(metric(text, "sigil_ca_generations", **{"class": "tls"}) == 2 and
+              metric(text, "sigil_ca_not_after_seconds", **{"class": "tls", "generation": "2"}) is not None,
+              "both generations have an expiry gauge")
         c, gc, _ = call("GetClass", pb.GetClassRequest(class_name="tls"), pb.GetClassResponse)
         check(c == grpc.StatusCode.OK and gc.backend == "autoTls" and gc.leaf_key_algorithm == "ecdsa-p256",
               "GetClass")
