@@ -6,6 +6,7 @@
  * Names and selectors are checked or escaped before they go into a URL. */
 #define _GNU_SOURCE
 #include "kube/client.h"
+#include "kube/jsonmem.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -406,6 +407,7 @@ int kube_client_new(const kube_config *cfg, const kube_client_opts *opts, kube_c
 	int r;
 
 	pthread_once(&kube_curl_once, kube_curl_global_init);
+	kube_jsonmem_init(); /* Secret data and tokens pass through jansson */
 	if (kube_curl_init_rc != CURLE_OK)
 		return sigil_err_set(err, SIGIL_E_INTERNAL, "libcurl initialisation failed: %s",
 		                     curl_easy_strerror(kube_curl_init_rc));

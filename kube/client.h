@@ -18,8 +18,9 @@
  * - turns a metav1.Status into an error naming the object (kube/status.h).
  *
  * Objects are jansson values; results are new references the caller
- * json_decref()s.  jansson does not wipe memory: Secret data read through
- * here stays in freed heap until reused. */
+ * json_decref()s.  kube_client_new switches jansson to a free function
+ * that wipes every block (kube/jsonmem.h), so Secret data and tokens read
+ * through here do not linger in freed heap. */
 #pragma once
 #include <stdatomic.h>
 #include <stdbool.h>

@@ -19,6 +19,7 @@
 #include "kerberos/kadm.h"
 #include "kube/client.h"
 #include "kube/config.h"
+#include "kube/jsonmem.h"
 #include "metrics/httpd.h"
 #include "rpc/server.h"
 #include "util/fs.h"
@@ -619,6 +620,7 @@ int main(int argc, char **argv)
 	metrics_httpd *httpd = NULL;
 	int rc = 1, port = 0;
 
+	kube_jsonmem_init(); /* jansson wipes what it frees (CA keys, tokens) */
 	sigil_log_init_from_env("sigil-ca");
 	if (parse_opts(argc, argv, &o) < 0)
 		return 2;
