@@ -12,7 +12,7 @@ static void usage(FILE *f)
 		"usage: sigilctl COMMAND [OPTIONS]\n"
 		"\n"
 		"commands:\n"
-		"  ca init|status|rotate   manage the CA set of a class in a state dir\n"
+		"  ca init|status|rotate   CA sets: of a local state dir, or of a running sigil-ca\n"
 		"  mint                    mint a TLS volume offline from a local CA state dir\n"
 		"  inspect DIR             show what a volume directory holds\n"
 		"  publish                 NodePublishVolume against a CSI socket, as the kubelet does\n"
