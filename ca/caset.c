@@ -384,6 +384,19 @@ static int caset_sync(ca_set *set, bool force_rotate, sigil_err *err)
 			goto out;
 		}
 		r = caset_generate(set, max_gen + 1, now, &g, err);
+		if (r == SIGIL_E_EXISTS) {
+			/* Another replica wrote that generation first (a store shared
+			 * between processes whose lock lapsed): never overwrite it;
+			 * adopt what the store holds now.  Its new generation is the
+			 * rotation that was due or asked for. */
+			caset_gens_clear(&g);
+			r = caset_load_locked(set, now, &g, err);
+			if (r == 0 && g.n == 0)
+				r = sigil_err_set(err, SIGIL_E_CORRUPT,
+						  "class %s: the store reported generation %llu as "
+						  "existing but holds none",
+						  set->class_name, (unsigned long long)(max_gen + 1));
+		}
 		if (r < 0)
 			goto out;
 	}

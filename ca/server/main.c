@@ -15,6 +15,7 @@
 #include "ca/secretclass.h"
 #include "ca/server/auth_kube.h"
 #include "ca/server/ca_metrics.h"
+#include "ca/server/store_kube.h"
 #include "ca/server/issuer_service.h"
 #include "kerberos/kadm.h"
 #include "kube/client.h"
@@ -34,10 +35,13 @@
 #define INTERNAL_CA_LIFETIME_SECS (3650LL * 86400)
 #define RELOAD_INTERVAL_SECS 2
 #define REFRESH_INTERVAL_SECS 60
+#define MAX_REFRESH_INTERVAL_SECS 86400
 /* Where nodes find the issuer CA in a cluster (mounted by sigil-csi). */
 #define BUNDLE_CONFIGMAP "sigil-ca-bundle"
 #define BUNDLE_CONFIGMAP_KEY "ca.crt"
 #define BUNDLE_UPDATE_ATTEMPTS 5
+/* --ca-store secret: Secrets and Leases "sigil-ca-<class>[-lock]". */
+#define CA_SECRET_PREFIX "sigil-ca"
 
 typedef struct opts {
 	const char *listen;
@@ -59,6 +63,8 @@ typedef struct opts {
 	const char *admin_accounts[CA_AUTH_KUBE_MAX_ACCOUNTS];
 	size_t n_admin_accounts;
 	bool stackable_compat;
+	bool store_secret; /* --ca-store secret */
+	int64_t refresh_secs; /* CA rotation / store re-read schedule */
 	/* Observability (issue 7) */
 	const char *metrics_addr;
 } opts;
@@ -85,6 +91,9 @@ static void usage(FILE *f)
 		"  --stackable-compat    also serve Stackable's secrets.stackable.tech SecretClasses\n"
 		"                        and TrustStores\n"
 		"  --metrics-addr H:P    Prometheus /metrics, /healthz and /readyz (plain HTTP)\n"
+		"  --refresh-interval S  re-read the CA store, rotate and prune every S seconds (default 60)\n"
+		"  --ca-store dir|secret where CA keys live: STATE_DIR/ca (default) or Secrets\n"
+		"                        " CA_SECRET_PREFIX "-<class> in NAMESPACE, shared by replicas\n"
 		"Nodes must trust STATE_DIR/issuer-ca.crt (in a cluster also published in\n"
 		"ConfigMap " BUNDLE_CONFIGMAP " key " BUNDLE_CONFIGMAP_KEY " of its namespace).\n");
 }
@@ -108,6 +117,8 @@ static int parse_opts(int argc, char **argv, opts *o)
 		{"namespace", required_argument, 0, 'm'},
 		{"stackable-compat", no_argument, 0, 'C'},
 		{"metrics-addr", required_argument, 0, 'M'},
+		{"ca-store", required_argument, 0, 'T'},
+		{"refresh-interval", required_argument, 0, 'R'},
 		{"help", no_argument, 0, 'h'},
 		{0},
 	};
@@ -115,6 +126,7 @@ static int parse_opts(int argc, char **argv, opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->workers = RPC_DEFAULT_HANDLER_THREADS;
+	o->refresh_secs = REFRESH_INTERVAL_SECS;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'l': o->listen = optarg; break;
@@ -166,6 +178,22 @@ static int parse_opts(int argc, char **argv, opts *o)
 		case 'm': o->namespace_ = optarg; break;
 		case 'C': o->stackable_compat = true; break;
 		case 'M': o->metrics_addr = optarg; break;
+		case 'R':
+			if (sigil_parse_int64(optarg, 1, MAX_REFRESH_INTERVAL_SECS, &o->refresh_secs) < 0) {
+				fprintf(stderr, "sigil-ca: --refresh-interval must be 1..%d seconds\n",
+					MAX_REFRESH_INTERVAL_SECS);
+				return -1;
+			}
+			break;
+		case 'T':
+			if (!strcmp(optarg, "secret")) {
+				o->store_secret = true;
+			} else if (strcmp(optarg, "dir")) {
+				fprintf(stderr, "sigil-ca: --ca-store is 'dir' or 'secret', not '%s'\n",
+					optarg);
+				return -1;
+			}
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -173,6 +201,10 @@ static int parse_opts(int argc, char **argv, opts *o)
 	if (!o->listen || !o->state_dir) {
 		fprintf(stderr, "sigil-ca: --listen and --state-dir are required\n");
 		usage(stderr);
+		return -1;
+	}
+	if (o->store_secret && !o->kubeconfig && !o->in_cluster) {
+		fprintf(stderr, "sigil-ca: --ca-store secret needs --kubeconfig or --in-cluster\n");
 		return -1;
 	}
 	if (o->kubeconfig && o->in_cluster) {
@@ -219,7 +251,10 @@ static bool is_ip(const char *s)
 	return strchr(s, ':') != NULL || strspn(s, "0123456789.") == strlen(s);
 }
 
-static int serving_setup(const opts *o, serving *s, sigil_err *err)
+/* shared: the CA store of the replicas (--ca-store secret), so that every
+ * replica serves under the same internal CA and nodes trust one bundle;
+ * NULL: a directory store under the state dir. */
+static int serving_setup(const opts *o, ca_store *shared, serving *s, sigil_err *err)
 {
 	_cleanup_free_ char *dir = sigil_path_join(o->state_dir, "internal");
 	_cleanup_free_ char *bundle_path = sigil_path_join(o->state_dir, "issuer-ca.crt");
@@ -244,9 +279,12 @@ static int serving_setup(const opts *o, serving *s, sigil_err *err)
 
 	if (!dir || !bundle_path)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
-	r = ca_store_dir_open(dir, &s->store, err);
+	if (shared)
+		r = 0;
+	else
+		r = ca_store_dir_open(dir, &s->store, err);
 	if (r == 0)
-		r = ca_set_open(s->store, &sc, &s->set, err);
+		r = ca_set_open(shared ? shared : s->store, &sc, &s->set, err);
 	if (r < 0)
 		return r;
 	dns[nd++] = "localhost";
@@ -557,7 +595,7 @@ static void *reload_main(void *arg)
 			}
 		}
 		/* Rotation runs on a schedule, not lazily on the next request. */
-		if (time(NULL) - last_refresh >= REFRESH_INTERVAL_SECS) {
+		if (time(NULL) - last_refresh >= rl->o->refresh_secs) {
 			if (rl->kube && !rl->bundle_published) {
 				sigil_err err = {0};
 
@@ -643,7 +681,23 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	is.kube = kube;
-	{
+	if (o.store_secret) {
+		char holder[CA_STORE_KUBE_MAX_HOLDER + 1], host[128] = "";
+		const char *pod = getenv("POD_NAME");
+		/* Unique among live replicas: the pod name (or host) and pid. */
+		if (!pod || !*pod) {
+			if (gethostname(host, sizeof(host) - 1) < 0)
+				snprintf(host, sizeof(host), "sigil-ca");
+			pod = host;
+		}
+		snprintf(holder, sizeof(holder), "%.200s-%ld", pod, (long)getpid());
+		if (ca_store_kube_open(kube, kube_ns, CA_SECRET_PREFIX, holder, &store, &err) < 0) {
+			log_error("CA store in Secrets: %s", err.msg);
+			goto out;
+		}
+		log_info("CA store: Secrets %s-<class> in namespace %s (holder %s)",
+			 CA_SECRET_PREFIX, kube_ns, holder);
+	} else {
 		_cleanup_free_ char *cadir = sigil_path_join(o.state_dir, "ca");
 		if (!cadir || ca_store_dir_open(cadir, &store, &err) < 0) {
 			log_error("CA store: %s", err.msg);
@@ -654,7 +708,7 @@ int main(int argc, char **argv)
 		log_error("classes: %s", err.msg);
 		goto out;
 	}
-	if (serving_setup(&o, &sv, &err) < 0) {
+	if (serving_setup(&o, o.store_secret ? store : NULL, &sv, &err) < 0) {
 		log_error("serving certificate: %s", err.msg);
 		goto out;
 	}
@@ -733,10 +787,10 @@ out:
 	metrics_registry_free(reg);
 	ca_service_free(is.svc);
 	ca_auth_free(is.auth);
-	kube_client_free(kube); /* after every user of it has stopped */
-	ca_store_free(store);
-	kerberos_kadm_pool_shutdown(); /* idle kadm5 helpers end with us */
 	serving_free(&sv);
+	ca_store_free(store);
+	kube_client_free(kube); /* after every user of it (auth, store) has stopped */
+	kerberos_kadm_pool_shutdown(); /* idle kadm5 helpers end with us */
 	pthread_rwlock_destroy(&is.lock);
 	return rc;
 }

@@ -526,6 +526,92 @@ static void test_rotate_now_and_refresh(void **state)
 	ca_set_free(b);
 }
 
+/* A store shared by replicas whose lock lapsed: when this set goes to
+ * write generation N, another replica has just written its own N.  The
+ * other replica's CA must be kept and adopted, never overwritten. */
+typedef struct racing_store {
+	ca_store base;
+	ca_store *inner;
+	const ca_store_record *theirs; /* written just before our put, once */
+	int raced;
+} racing_store;
+
+static int rs_lock(ca_store *s, const char *c, sigil_err *e)
+{
+	return ca_store_lock(((racing_store *)s)->inner, c, e);
+}
+static void rs_unlock(ca_store *s, const char *c)
+{
+	ca_store_unlock(((racing_store *)s)->inner, c);
+}
+static int rs_load(ca_store *s, const char *c, ca_store_record **r, size_t *n, sigil_err *e)
+{
+	return ca_store_load(((racing_store *)s)->inner, c, r, n, e);
+}
+static int rs_put(ca_store *s, const char *c, const ca_store_record *rec, sigil_err *e)
+{
+	racing_store *rs = (racing_store *)s;
+
+	if (rs->theirs && !rs->raced && rs->theirs->generation == rec->generation) {
+		rs->raced++;
+		assert_int_equal(ca_store_put(rs->inner, c, rs->theirs, e), 0);
+	}
+	return ca_store_put(rs->inner, c, rec, e);
+}
+static int rs_remove(ca_store *s, const char *c, uint64_t g, sigil_err *e)
+{
+	return ca_store_remove(((racing_store *)s)->inner, c, g, e);
+}
+static void rs_free(ca_store *s)
+{
+	(void)s;
+}
+static const ca_store_ops racing_ops = {rs_lock, rs_unlock, rs_load, rs_put, rs_remove, rs_free};
+
+static void test_lost_race_adopts_theirs(void **state)
+{
+	fixture *fx = *state;
+	char dir2[160];
+	ca_store *other = NULL;
+	ca_store_record *recs = NULL;
+	size_t n = 0;
+	sigil_err err = {0};
+	ca_set *mine, *theirs_set;
+	ca_set_config c = make_cfg(fx);
+
+	/* "Their" generation 2, made by an unrelated set in another store. */
+	snprintf(dir2, sizeof(dir2), "%s/other", fx->root);
+	assert_int_equal(ca_store_dir_open(dir2, &other, &err), 0);
+	assert_int_equal(ca_set_open(other, &c, &theirs_set, &err), 0);
+	assert_int_equal(ca_set_rotate_now(theirs_set, &err), 0);
+	assert_int_equal(ca_store_load(other, CLASS, &recs, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_true(recs[1].generation == 2);
+
+	racing_store rs = {.base = {.ops = &racing_ops}, .inner = fx->store};
+	assert_int_equal(ca_set_open(&rs.base, &c, &mine, &err), 0);
+	assert_int_equal(mine->n, 1);
+	rs.theirs = &recs[1];
+	/* Our rotation loses the race for generation 2: success, and the set
+	 * now holds their CA as generation 2. */
+	assert_int_equal(ca_set_rotate_now(mine, &err), 0);
+	assert_int_equal(rs.raced, 1);
+	assert_int_equal(mine->n, 2);
+	assert_true(mine->generations[1] == 2);
+	assert_int_equal(X509_cmp(mine->cas[1]->cert, theirs_set->cas[1]->cert), 0);
+	/* And the store kept theirs. */
+	ca_store_record *now = NULL;
+	size_t nn = 0;
+	assert_int_equal(ca_store_load(fx->store, CLASS, &now, &nn, &err), 0);
+	assert_int_equal(nn, 2);
+	assert_string_equal(now[1].cert_pem, recs[1].cert_pem);
+	ca_store_records_free(now, nn);
+	ca_store_records_free(recs, n);
+	ca_set_free(mine);
+	ca_set_free(theirs_set);
+	ca_store_free(other);
+}
+
 static X509 *make_root(const char *cn)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
@@ -847,6 +933,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expired_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_now_and_refresh, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_race_adopts_theirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_version_and_trust_roots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_generation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_ca_generation, setup, teardown),
