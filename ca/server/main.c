@@ -15,6 +15,9 @@
 #include "ca/secretclass.h"
 #include "ca/server/auth_kube.h"
 #include "ca/server/ca_metrics.h"
+#include "ca/server/kube_classes.h"
+#include "ca/server/kube_secrets.h"
+#include "ca/server/truststore.h"
 #include "ca/server/store_kube.h"
 #include "ca/server/issuer_service.h"
 #include "kerberos/kadm.h"
@@ -36,6 +39,8 @@
 #define RELOAD_INTERVAL_SECS 2
 #define REFRESH_INTERVAL_SECS 60
 #define MAX_REFRESH_INTERVAL_SECS 86400
+/* How long startup waits for the first list of SecretClasses. */
+#define CLASSES_READY_WAIT_MS 30000
 /* Where nodes find the issuer CA in a cluster (mounted by sigil-csi). */
 #define BUNDLE_CONFIGMAP "sigil-ca-bundle"
 #define BUNDLE_CONFIGMAP_KEY "ca.crt"
@@ -498,6 +503,21 @@ static int bundle_publish(kube_client *kc, const char *ns, const char *state_dir
 	return r;
 }
 
+static int build_service_with(const opts *o, ca_store *store, const ca_class_config *classes,
+			      size_t n, ca_service **ret, sigil_err *err)
+{
+	ca_service_config cfg = {
+		.store = store,
+		.classes = classes,
+		.n_classes = n,
+		.cluster_domain = o->cluster_domain,
+		.secrets_dir = o->secrets_dir,
+		.external_sign = ca_external_sign,
+	};
+
+	return ca_service_new(&cfg, ret, err);
+}
+
 static int build_service(const opts *o, ca_store *store, ca_service **ret, sigil_err *err)
 {
 	ca_class_config *classes = NULL;
@@ -512,19 +532,105 @@ static int build_service(const opts *o, ca_store *store, ca_service **ret, sigil
 		if (r == 0 && n == 0)
 			r = sigil_err_set(err, SIGIL_E_INVALID, "%s holds no SecretClass", o->classes_dir);
 	}
-	if (r == 0) {
-		ca_service_config cfg = {
-			.store = store,
-			.classes = classes,
-			.n_classes = n,
-			.cluster_domain = o->cluster_domain,
-			.secrets_dir = o->secrets_dir,
-			.external_sign = ca_external_sign,
-		};
-		r = ca_service_new(&cfg, ret, err);
-	}
+	if (r == 0)
+		r = build_service_with(o, store, classes, n, ret, err);
 	free(classes);
 	return r;
+}
+
+/* ---- SecretClasses and TrustStores from the Kubernetes API (issue 6) ------ */
+
+typedef struct cluster_classes {
+	const opts *o;
+	ca_store *store;
+	issuer_server *srv;
+	kube_client *kube;
+	truststore *ts;          /* kicked when classes or bundles change; may be NULL */
+	pthread_mutex_t lock;    /* guards cur/n_cur and serialises apply */
+	ca_class_config *cur;    /* the last class set the API delivered */
+	size_t n_cur;
+	bool have;
+} cluster_classes;
+
+/* Mirrors the Secrets the classes reference, builds a service over them
+ * and swaps it in.  A set that does not build keeps the old service. */
+static void cluster_classes_apply(cluster_classes *cc, bool only_if_secrets_changed)
+{
+	kube_secrets_stats st = {0};
+	ca_service *svc = NULL;
+	sigil_err err = {0};
+
+	pthread_mutex_lock(&cc->lock);
+	if (!cc->have)
+		goto out;
+	if (kube_secrets_sync(cc->kube, cc->o->secrets_dir, cc->cur, cc->n_cur, &st, &err) < 0)
+		log_warn("Secrets referenced by SecretClasses: %s", err.msg);
+	if (only_if_secrets_changed && !st.files_written && !st.files_removed && !st.dirs_removed)
+		goto out;
+	err = (sigil_err){0};
+	if (build_service_with(cc->o, cc->store, cc->cur, cc->n_cur, &svc, &err) < 0) {
+		log_error("SecretClasses from the API do not load, keeping the old ones: %s", err.msg);
+		goto out;
+	}
+	issuer_server_swap(cc->srv, svc);
+	log_info("SecretClasses from the API: %zu classes in force", ca_service_class_count(svc));
+	if (cc->ts)
+		truststore_kick(cc->ts);
+out:
+	pthread_mutex_unlock(&cc->lock);
+}
+
+static void on_classes(const ca_class_config *classes, size_t n, void *ctx)
+{
+	cluster_classes *cc = ctx;
+	ca_class_config *copy = n ? calloc(n, sizeof(*copy)) : NULL;
+
+	if (n && !copy) {
+		log_error("SecretClasses changed but there is no memory to apply them");
+		return;
+	}
+	if (n)
+		memcpy(copy, classes, n * sizeof(*copy));
+	pthread_mutex_lock(&cc->lock);
+	free(cc->cur);
+	cc->cur = copy;
+	cc->n_cur = n;
+	cc->have = true;
+	pthread_mutex_unlock(&cc->lock);
+	cluster_classes_apply(cc, false);
+}
+
+static void on_class_error(const char *name, const char *group, const sigil_err *why, void *ctx)
+{
+	log_error("SecretClass %s (%s) is left out: %s", *name ? name : "(unnamed)", group, why->msg);
+}
+
+/* The TrustStore controller's view of a class's bundle. */
+static int truststore_bundle(const char *class_name, char **pem, size_t *pem_len, uint64_t *version,
+			     void *ctx, sigil_err *err)
+{
+	issuer_server *is = ctx;
+	STACK_OF(X509) *certs = NULL;
+	int r;
+
+	pthread_rwlock_rdlock(&is->lock);
+	r = ca_service_trust_bundle(is->svc, class_name, &certs, version, err);
+	pthread_rwlock_unlock(&is->lock);
+	if (r == 0)
+		r = truststore_pem_from_certs(certs, pem, pem_len, err);
+	sk_X509_pop_free(certs, X509_free);
+	return r;
+}
+
+static void on_truststore_error(const char *ns, const char *name, const sigil_err *why, void *ctx)
+{
+	log_warn("TrustStore %s/%s: %s", ns, name, why->msg);
+}
+
+static void on_truststore_action(const char *ns, const char *name, const char *kind,
+				 const char *action, void *ctx)
+{
+	log_info("TrustStore %s/%s: %s %s", ns, name, action, kind);
 }
 
 /* Newest mtime of the classes dir and its files: the reload trigger. */
@@ -558,16 +664,37 @@ typedef struct reloader {
 	kube_client *kube;  /* NULL standalone */
 	const char *kube_ns;
 	bool bundle_published;
+	cluster_classes *cc; /* SecretClasses from the API; NULL otherwise */
+	truststore *ts;      /* may be NULL */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
 } reloader;
+
+/* A value that changes whenever any class's trust bundle does (scheduled
+ * rotation, pruning, or a Rotate call between two checks). */
+static uint64_t bundles_stamp(issuer_server *is)
+{
+	ca_class_status *cs = malloc(sizeof(*cs));
+	uint64_t h = 1469598103934665603ULL;
+
+	if (!cs)
+		return 0;
+	pthread_rwlock_rdlock(&is->lock);
+	for (size_t i = 0, n = ca_service_class_count(is->svc); i < n; i++)
+		if (ca_service_status(is->svc, i, cs, NULL) == 0)
+			h = (h ^ cs->bundle_version) * 1099511628211ULL;
+	pthread_rwlock_unlock(&is->lock);
+	free(cs);
+	return h;
+}
 
 static void *reload_main(void *arg)
 {
 	reloader *rl = arg;
 	int64_t stamp = rl->o->classes_dir ? dir_stamp(rl->o->classes_dir) : 0;
 	time_t last_refresh = time(NULL);
+	uint64_t stamp_bundles = rl->ts ? bundles_stamp(rl->srv) : 0;
 
 	pthread_mutex_lock(&rl->lock);
 	while (!rl->stop) {
@@ -617,6 +744,16 @@ static void *reload_main(void *arg)
 			else if (changed)
 				log_info("CA set changed (rotation or pruning)");
 			pthread_rwlock_unlock(&rl->srv->lock);
+			if (rl->ts) {
+				uint64_t now_bundles = bundles_stamp(rl->srv);
+				if (changed || now_bundles != stamp_bundles)
+					truststore_kick(rl->ts);
+				stamp_bundles = now_bundles;
+			}
+			/* Referenced Secrets change without the classes changing
+			 * (a company CA renewed): re-mirror, rebuild if they did. */
+			if (rl->cc)
+				cluster_classes_apply(rl->cc, true);
 		}
 		pthread_mutex_lock(&rl->lock);
 	}
@@ -656,6 +793,11 @@ int main(int argc, char **argv)
 	bool rl_started = false;
 	metrics_registry *reg = NULL;
 	metrics_httpd *httpd = NULL;
+	cluster_classes cc = {0};
+	bool cc_inited = false;
+	kube_classes *classes_watch = NULL;
+	truststore *trust_ctl = NULL;
+	char *secrets_dir_buf = NULL;
 	int rc = 1, port = 0;
 
 	kube_jsonmem_init(); /* jansson wipes what it frees (CA keys, tokens) */
@@ -704,9 +846,61 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* In a cluster without --classes-dir, SecretClasses come from the API
+	 * and the Secrets they reference are mirrored under the state dir. */
+	if (kube && !o.classes_dir) {
+		if (!o.secrets_dir) {
+			secrets_dir_buf = sigil_path_join(o.state_dir, "secrets");
+			if (!secrets_dir_buf) {
+				log_error("out of memory");
+				goto out;
+			}
+			o.secrets_dir = secrets_dir_buf;
+		}
+		cc.o = &o;
+		cc.kube = kube;
+		cc.srv = &is;
+		cc.store = store;
+		pthread_mutex_init(&cc.lock, NULL);
+		cc_inited = true;
+	}
 	if (build_service(&o, store, &is.svc, &err) < 0) {
 		log_error("classes: %s", err.msg);
 		goto out;
+	}
+	if (cc_inited) {
+		kube_classes_opts ko = {
+			.client = kube,
+			.compat_stackable = o.stackable_compat,
+			.on_change = on_classes,
+			.on_error = on_class_error,
+			.ctx = &cc,
+		};
+		if (kube_classes_start(&ko, &classes_watch, &err) < 0) {
+			log_error("SecretClass watch: %s", err.msg);
+			goto out;
+		}
+		/* Serve with the classes the API has, not the built-in default,
+		 * unless the API does not answer in time (then the watch
+		 * delivers them later). */
+		if (kube_classes_wait_ready(classes_watch, CLASSES_READY_WAIT_MS, &err) < 0)
+			log_warn("SecretClasses not listed yet (%s); serving the built-in 'tls' "
+				 "class until they are", err.msg);
+		truststore_opts to = {
+			.client = kube,
+			.compat_stackable = o.stackable_compat,
+			.get_bundle = truststore_bundle,
+			.on_error = on_truststore_error,
+			.on_action = on_truststore_action,
+			.ctx = &is,
+		};
+		if (truststore_start(&to, &trust_ctl, &err) < 0) {
+			log_error("TrustStore controller: %s", err.msg);
+			goto out;
+		}
+		pthread_mutex_lock(&cc.lock);
+		cc.ts = trust_ctl;
+		pthread_mutex_unlock(&cc.lock);
 	}
 	if (serving_setup(&o, o.store_secret ? store : NULL, &sv, &err) < 0) {
 		log_error("serving certificate: %s", err.msg);
@@ -762,6 +956,8 @@ int main(int argc, char **argv)
 	rl.kube = kube;
 	rl.kube_ns = kube_ns;
 	rl.bundle_published = bundle_published;
+	rl.cc = cc_inited ? &cc : NULL;
+	rl.ts = trust_ctl;
 	pthread_mutex_init(&rl.lock, NULL);
 	pthread_cond_init(&rl.cond, NULL);
 	if (pthread_create(&rl_thread, NULL, reload_main, &rl) == 0)
@@ -781,6 +977,9 @@ out:
 		pthread_mutex_unlock(&rl.lock);
 		pthread_join(rl_thread, NULL);
 	}
+	/* The watchers call into the service: stop them before it goes. */
+	kube_classes_stop(classes_watch);
+	truststore_stop(trust_ctl);
 	rpc_server_free(srv);
 	metrics_httpd_stop(httpd); /* before what its scrapes read */
 	ca_metrics_free(is.metrics);
@@ -792,5 +991,9 @@ out:
 	kube_client_free(kube); /* after every user of it (auth, store) has stopped */
 	kerberos_kadm_pool_shutdown(); /* idle kadm5 helpers end with us */
 	pthread_rwlock_destroy(&is.lock);
+	if (cc_inited)
+		pthread_mutex_destroy(&cc.lock);
+	free(cc.cur);
+	free(secrets_dir_buf);
 	return rc;
 }
