@@ -318,3 +318,40 @@ int ca_store_record_format(const ca_store_record *rec, char **ret, size_t *len, 
 	*len = n;
 	return 0;
 }
+
+#define GEN_PREFIX "gen-"
+#define GEN_SUFFIX ".pem"
+#define GEN_HEX_DIGITS 16
+_Static_assert(CA_STORE_GEN_NAME_LEN ==
+		       sizeof(GEN_PREFIX) - 1 + GEN_HEX_DIGITS + sizeof(GEN_SUFFIX) - 1,
+	       "generation name length");
+
+void ca_store_gen_name(uint64_t generation, char buf[CA_STORE_GEN_NAME_LEN + 1])
+{
+	snprintf(buf, CA_STORE_GEN_NAME_LEN + 1, GEN_PREFIX "%016llx" GEN_SUFFIX,
+		 (unsigned long long)generation);
+}
+
+bool ca_store_gen_parse(const char *name, uint64_t *ret)
+{
+	const char *hex = name + sizeof(GEN_PREFIX) - 1;
+	uint64_t v = 0;
+
+	if (strlen(name) != CA_STORE_GEN_NAME_LEN ||
+	    strncmp(name, GEN_PREFIX, sizeof(GEN_PREFIX) - 1) ||
+	    strcmp(hex + GEN_HEX_DIGITS, GEN_SUFFIX))
+		return false;
+	for (int i = 0; i < GEN_HEX_DIGITS; i++) {
+		char c = hex[i];
+		unsigned d;
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else
+			return false;
+		v = (v << 4) | d;
+	}
+	*ret = v;
+	return true;
+}

@@ -8,6 +8,7 @@
  * error naming the file, never replaced (a silently regenerated CA would
  * break every client's trust). */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,5 +98,12 @@ int ca_store_record_parse(const char *what, const char *data, size_t len, ca_sto
  * secret: free it with sigil_freezero(p, len + 1). */
 int ca_store_record_format(const ca_store_record *rec, char **ret, size_t *len,
 			   sigil_err *err) SIGIL_WUR;
+/* The name of a generation in every store (file name, Secret data key):
+ * exactly gen-<16 lower-case hex digits>.pem, so that every generation has
+ * one name and no two names map to one generation. */
+#define CA_STORE_GEN_NAME_LEN 24
+void ca_store_gen_name(uint64_t generation, char buf[CA_STORE_GEN_NAME_LEN + 1]);
+/* false for anything that is not exactly such a name. */
+bool ca_store_gen_parse(const char *name, uint64_t *ret);
 /* Wipes and frees the fields of one record (not the record itself). */
 void ca_store_record_clear(ca_store_record *rec);

@@ -32,10 +32,6 @@
 #include "util/fs.h"
 #include "util/mem.h"
 
-#define GEN_PREFIX "gen-"
-#define GEN_SUFFIX ".pem"
-#define GEN_HEX_DIGITS 16
-#define GEN_NAME_LEN (sizeof(GEN_PREFIX) - 1 + GEN_HEX_DIGITS + sizeof(GEN_SUFFIX) - 1)
 #define LOCK_NAME ".lock"
 /* sigil_fs_write_atomic_at names its temp files ".tmp-<name>-<random>". */
 #define TEMP_PREFIX ".tmp-"
@@ -74,37 +70,6 @@ static void closep(int *fd)
 static dir_store *to_dir(ca_store *s)
 {
 	return (dir_store *)s;
-}
-
-static void gen_name(uint64_t generation, char buf[GEN_NAME_LEN + 1])
-{
-	snprintf(buf, GEN_NAME_LEN + 1, GEN_PREFIX "%016llx" GEN_SUFFIX,
-		 (unsigned long long)generation);
-}
-
-/* Exactly gen-<16 lower-case hex digits>.pem, so that every generation has
- * one file name and no two names map to one generation. */
-static bool gen_parse_name(const char *name, uint64_t *ret)
-{
-	const char *hex = name + sizeof(GEN_PREFIX) - 1;
-	uint64_t v = 0;
-
-	if (strlen(name) != GEN_NAME_LEN || strncmp(name, GEN_PREFIX, sizeof(GEN_PREFIX) - 1) ||
-	    strcmp(hex + GEN_HEX_DIGITS, GEN_SUFFIX))
-		return false;
-	for (int i = 0; i < GEN_HEX_DIGITS; i++) {
-		char c = hex[i];
-		unsigned d;
-		if (c >= '0' && c <= '9')
-			d = (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			d = (unsigned)(c - 'a' + 10);
-		else
-			return false;
-		v = (v << 4) | d;
-	}
-	*ret = v;
-	return true;
 }
 
 /* Opens DIR/<class>; with create, makes it (0700) when missing.  A missing
@@ -218,7 +183,7 @@ static int dir_list(dir_store *ds, const char *class_name, int classfd, bool rem
 		}
 		/* Anything else that is not a generation (".lock", a README an
 		 * operator left) is not ours to judge. */
-		if (!gen_parse_name(de->d_name, &g))
+		if (!ca_store_gen_parse(de->d_name, &g))
 			continue;
 		if (n == CA_STORE_MAX_GENERATIONS) {
 			r = sigil_err_set(err, SIGIL_E_LIMIT,
@@ -363,13 +328,13 @@ static int dir_load(ca_store *s, const char *class_name, ca_store_record **ret, 
 	if (!recs)
 		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		char name[GEN_NAME_LEN + 1], what[1024];
+		char name[CA_STORE_GEN_NAME_LEN + 1], what[1024];
 		uint8_t *data = NULL;
 		size_t len = 0;
 		struct stat st;
 		sigil_err rerr = {0};
 
-		gen_name(gens[i], name);
+		ca_store_gen_name(gens[i], name);
 		snprintf(what, sizeof(what), "CA store file %s/%s/%s", ds->path, class_name, name);
 		if (fstatat(classfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			/* Listed a moment ago: removed by a concurrent prune. */
@@ -416,7 +381,7 @@ static int dir_put(ca_store *s, const char *class_name, const ca_store_record *r
 	dir_store *ds = to_dir(s);
 	_cleanup_close_ int classfd = -1;
 	uint64_t gens[CA_STORE_MAX_GENERATIONS];
-	char name[GEN_NAME_LEN + 1];
+	char name[CA_STORE_GEN_NAME_LEN + 1];
 	struct stat st;
 	char *data = NULL;
 	size_t n, len = 0;
@@ -429,7 +394,7 @@ static int dir_put(ca_store *s, const char *class_name, const ca_store_record *r
 	r = ca_store_record_format(rec, &data, &len, err);
 	if (r < 0)
 		return r;
-	gen_name(rec->generation, name);
+	ca_store_gen_name(rec->generation, name);
 	r = dir_open_class(ds, class_name, true, &classfd, err);
 	if (r < 0)
 		goto out;
@@ -464,7 +429,7 @@ static int dir_remove(ca_store *s, const char *class_name, uint64_t generation, 
 {
 	dir_store *ds = to_dir(s);
 	_cleanup_close_ int classfd = -1;
-	char name[GEN_NAME_LEN + 1];
+	char name[CA_STORE_GEN_NAME_LEN + 1];
 	int r;
 
 	r = ca_store_check_class(class_name, err);
@@ -475,7 +440,7 @@ static int dir_remove(ca_store *s, const char *class_name, uint64_t generation, 
 		return 0;
 	if (r < 0)
 		return r;
-	gen_name(generation, name);
+	ca_store_gen_name(generation, name);
 	if (unlinkat(classfd, name, 0) < 0) {
 		if (errno == ENOENT)
 			return 0;

@@ -25,10 +25,6 @@
 #include "util/log.h"
 #include "util/mem.h"
 
-#define GEN_PREFIX "gen-"
-#define GEN_SUFFIX ".pem"
-#define GEN_HEX_DIGITS 16
-#define GEN_NAME_LEN (sizeof(GEN_PREFIX) - 1 + GEN_HEX_DIGITS + sizeof(GEN_SUFFIX) - 1)
 #define LOCK_SUFFIX "-lock"
 /* Bound on distinct classes locked through one store. */
 #define KSTORE_MAX_LOCKS 1024
@@ -71,36 +67,6 @@ static kube_store *to_kube(ca_store *s)
 }
 
 /* ---- names ----------------------------------------------------------------------- */
-
-static void gen_name(uint64_t generation, char buf[GEN_NAME_LEN + 1])
-{
-	snprintf(buf, GEN_NAME_LEN + 1, GEN_PREFIX "%016llx" GEN_SUFFIX,
-		 (unsigned long long)generation);
-}
-
-/* Exactly gen-<16 lower-case hex digits>.pem: one key per generation. */
-static bool gen_parse_name(const char *name, uint64_t *ret)
-{
-	const char *hex = name + sizeof(GEN_PREFIX) - 1;
-	uint64_t v = 0;
-
-	if (strlen(name) != GEN_NAME_LEN || strncmp(name, GEN_PREFIX, sizeof(GEN_PREFIX) - 1) ||
-	    strcmp(hex + GEN_HEX_DIGITS, GEN_SUFFIX))
-		return false;
-	for (int i = 0; i < GEN_HEX_DIGITS; i++) {
-		char c = hex[i];
-		unsigned d;
-		if (c >= '0' && c <= '9')
-			d = (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			d = (unsigned)(c - 'a' + 10);
-		else
-			return false;
-		v = (v << 4) | d;
-	}
-	*ret = v;
-	return true;
-}
 
 /* An RFC 1123 subdomain, as the apiserver requires of Secret and Lease
  * names: '.'-separated labels of lower-case alphanumerics and '-', each
@@ -404,7 +370,7 @@ int ca_store_kube_parse_secret(const json_t *secret, const char *what, ca_store_
 		snprintf(kwhat, sizeof(kwhat), "%s key %.80s", what, key);
 		/* Strict: a key we did not write means somebody edited the
 		 * Secret; refuse the class rather than guess. */
-		if (!gen_parse_name(key, &g)) {
+		if (!ca_store_gen_parse(key, &g)) {
 			r = sigil_err_set(err, SIGIL_E_CORRUPT,
 					  "%s: not a CA generation (expected gen-<16 hex digits>.pem)",
 					  kwhat);
@@ -579,7 +545,7 @@ static int kstore_put(ca_store *s, const char *class_name, const ca_store_record
 		      sigil_err *err)
 {
 	kube_store *ks = to_kube(s);
-	char name[KUBE_MAX_NAME + 1], what[KSTORE_MAX_WHAT], key[GEN_NAME_LEN + 1];
+	char name[KUBE_MAX_NAME + 1], what[KSTORE_MAX_WHAT], key[CA_STORE_GEN_NAME_LEN + 1];
 	char *data = NULL, *b64 = NULL;
 	size_t len = 0, b64_len = 0;
 	int r;
@@ -588,7 +554,7 @@ static int kstore_put(ca_store *s, const char *class_name, const ca_store_record
 	if (r < 0)
 		return r;
 	secret_what(ks, name, what);
-	gen_name(rec->generation, key);
+	ca_store_gen_name(rec->generation, key);
 	/* Serialise and check before anything goes to the apiserver. */
 	r = ca_store_record_format(rec, &data, &len, err);
 	if (r < 0)
@@ -654,14 +620,14 @@ static int kstore_remove(ca_store *s, const char *class_name, uint64_t generatio
 			 sigil_err *err)
 {
 	kube_store *ks = to_kube(s);
-	char name[KUBE_MAX_NAME + 1], what[KSTORE_MAX_WHAT], key[GEN_NAME_LEN + 1];
+	char name[KUBE_MAX_NAME + 1], what[KSTORE_MAX_WHAT], key[CA_STORE_GEN_NAME_LEN + 1];
 	int r;
 
 	r = object_name(ks, class_name, "", name, err);
 	if (r < 0)
 		return r;
 	secret_what(ks, name, what);
-	gen_name(generation, key);
+	ca_store_gen_name(generation, key);
 	for (int attempt = 0; attempt < CA_STORE_KUBE_MAX_ATTEMPTS; attempt++) {
 		if (attempt > 0)
 			sleep_ms(jitter_ms(20L << (attempt < 5 ? attempt : 5)));
