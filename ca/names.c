@@ -14,25 +14,7 @@
 
 const char *ca_names_quote(const char *text, char *buf, size_t len)
 {
-	size_t i, o = 0;
-
-	if (!buf || len < 4)
-		return "";
-	if (!text) {
-		snprintf(buf, len, "(null)");
-		return buf;
-	}
-	for (i = 0; text[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)text[i];
-		if (o + 1 >= len) {
-			/* Cut: end with "..." inside the buffer. */
-			memcpy(buf + len - 4, "...", 4);
-			return buf;
-		}
-		buf[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	buf[o] = '\0';
-	return buf;
+	return sigil_err_show(text, buf, len);
 }
 
 static bool is_alnum(unsigned char c)

@@ -166,16 +166,7 @@ static const sc_node *sc_at(const sc_ctx *c, uint32_t i)
  * and end up in logs and terminals. */
 static const char *sc_show(const char *s, char *buf, size_t size)
 {
-	size_t i, o = 0;
-
-	for (i = 0; s[i] && o + 4 < size; i++)
-		buf[o++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (s[i]) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
+	return sigil_err_show(s, buf, size);
 }
 
 static void sc_path(char *buf, size_t size, const char *parent, const char *key)

@@ -9,22 +9,7 @@
 
 const char *kerberos_quote(const char *text, char *buf, size_t len)
 {
-	size_t i, n = 0;
-
-	if (!buf || len < 4)
-		return "";
-	if (!text) {
-		snprintf(buf, len, "(null)");
-		return buf;
-	}
-	for (i = 0; text[i] && n < len - 1; i++) {
-		unsigned char c = (unsigned char)text[i];
-		buf[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	buf[n] = '\0';
-	if (text[i]) /* cut: mark it */
-		memcpy(buf + len - 4, "...", 4);
-	return buf;
+	return sigil_err_show(text, buf, len);
 }
 
 static bool is_lower_alnum(char c)

@@ -149,16 +149,7 @@ static bool kube_namespace_ok(const char *ns)
 /* Quotes a caller's string in a message: printable, bounded. */
 static const char *kube_show(const char *s, char *buf, size_t cap)
 {
-	size_t o = 0, i = 0;
-
-	for (; s && s[i] && o + 4 < cap; i++)
-		buf[o++] = (s[i] > 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (s && s[i]) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
+	return sigil_err_show(s, buf, cap);
 }
 
 int kube_resource_path(const kube_resource *res, const char *ns, const char *name,

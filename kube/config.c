@@ -295,16 +295,7 @@ static bool kc_is_null(const kc_node *n)
 /* Quotes at most KC_MAX_SHOW printable characters of s. */
 static const char *kc_show(const char *s, char *buf, size_t cap)
 {
-	size_t o = 0;
-
-	for (size_t i = 0; s[i] && o + 4 < cap && i < KC_MAX_SHOW; i++)
-		buf[o++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (strlen(s) > KC_MAX_SHOW && o + 3 < cap) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
+	return sigil_err_show(s, buf, cap < KC_MAX_SHOW + 4 ? cap : KC_MAX_SHOW + 4);
 }
 
 /* Finds key in a mapping; duplicate keys are an error (YAML 1.2 forbids

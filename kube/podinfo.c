@@ -40,16 +40,7 @@ SIGIL_DEFINE_CLEANUP(json_t, podinfo_json_decref)
 /* Untrusted text in a message: printable, bounded. */
 static const char *podinfo_show(const char *s, char *buf, size_t cap)
 {
-	size_t o = 0, i = 0;
-
-	for (; s && s[i] && o + 4 < cap; i++)
-		buf[o++] = (s[i] > 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (s && s[i]) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
+	return sigil_err_show(s, buf, cap);
 }
 
 /* RFC 1123 label: [a-z0-9-], not starting or ending with '-'. */

@@ -135,3 +135,23 @@ const char *sigil_errcode_name(int code)
 	default: return "unknown error";
 	}
 }
+
+const char *sigil_err_show(const char *text, char *buf, size_t cap)
+{
+	size_t i, o = 0;
+
+	if (!buf || cap < 4)
+		return "";
+	if (!text) {
+		snprintf(buf, cap, "(null)");
+		return buf;
+	}
+	for (i = 0; text[i] && o + 1 < cap; i++) {
+		unsigned char c = (unsigned char)text[i];
+		buf[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	buf[o] = '\0';
+	if (text[i]) /* cut: mark it */
+		memcpy(buf + cap - 4, "...", 4);
+	return buf;
+}

@@ -44,5 +44,11 @@ int sigil_err_ssl(sigil_err *err, int code, const char *fmt, ...) SIGIL_PRINTF(3
 int sigil_err_errno(sigil_err *err, int errnum, const char *fmt, ...) SIGIL_PRINTF(3, 4);
 /* Prefixes an existing message with more context ("loading CA: " + msg). */
 int sigil_err_prefix(sigil_err *err, const char *fmt, ...) SIGIL_PRINTF(2, 3);
+
+/* Untrusted text for a message: printable ASCII only (anything else
+ * becomes '?'), cut to fit cap with a trailing "..." when it is longer;
+ * NULL shows as "(null)".  Values in messages come from requests, files
+ * and the API and end up in logs and terminals.  Returns buf (cap >= 4). */
+const char *sigil_err_show(const char *text, char *buf, size_t cap);
 void sigil_err_clear(sigil_err *err);
 const char *sigil_errcode_name(int code);
