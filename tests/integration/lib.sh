@@ -66,3 +66,18 @@ t_finish() {
   echo "$T_PASS passed, $T_FAIL failed"
   [ "$T_FAIL" -eq 0 ]
 }
+
+# fake_kube_tls CA SRV: TLS identity for the fake apiserver
+# (tests/fakes/kube_apiserver.py): a throwaway CA (CA.key, CA.crt; what
+# kubeconfigs name as certificate-authority) and a serving certificate
+# (SRV.key, SRV.crt) for 127.0.0.1 and localhost signed by it.
+fake_kube_tls() {
+  local ca=$1 srv=$2
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$ca.key" \
+    -out "$ca.crt" -days 1 -subj /CN=fake-kubernetes-ca 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$srv.key" \
+    -out "$srv.csr" -subj /CN=kube-apiserver 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$srv.ext"
+  openssl x509 -req -in "$srv.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial -days 1 \
+    -extfile "$srv.ext" -out "$srv.crt" 2>/dev/null
+}

@@ -14,13 +14,7 @@ D="$T_DIR"
 [ -x "$CA" ] || { echo "sigil-ca not built"; exit 1; }
 
 # ---- the fake apiserver's TLS identity ---------------------------------------------
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/kca.key" \
-  -out "$D/kca.crt" -days 1 -subj /CN=fake-kubernetes-ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/srv.key" \
-  -out "$D/srv.csr" -subj /CN=kube-apiserver 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$D/srv.ext"
-openssl x509 -req -in "$D/srv.csr" -CA "$D/kca.crt" -CAkey "$D/kca.key" -CAcreateserial -days 1 \
-  -extfile "$D/srv.ext" -out "$D/srv.crt" 2>/dev/null
+fake_kube_tls "$D/kca" "$D/srv"
 
 # ---- the cluster: objects as a real one has them ---------------------------------------
 # Projected tokens look like JWTs; sigil-ca reads only their "exp" (to bound

@@ -18,13 +18,7 @@ D="$T_DIR"
 [ -x "$PROBE" ] || { echo "kube_classes_probe not built"; exit 1; }
 
 # ---- certificates: the fake's server certificate, two CA bundles ----------------------
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/ca.key" \
-  -out "$D/ca.crt" -days 1 -subj /CN=fake-kubernetes-ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/srv.key" \
-  -out "$D/srv.csr" -subj /CN=kube-apiserver 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' > "$D/srv.ext"
-openssl x509 -req -in "$D/srv.csr" -CA "$D/ca.crt" -CAkey "$D/ca.key" -CAcreateserial -days 1 \
-  -extfile "$D/srv.ext" -out "$D/srv.crt" 2>/dev/null
+fake_kube_tls "$D/ca" "$D/srv"
 for n in bundle1 bundle2 company; do
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/$n.key" \
     -out "$D/$n.crt" -days 30 -subj "/CN=sigil test $n" 2>/dev/null
