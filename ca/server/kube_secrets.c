@@ -285,7 +285,11 @@ static int collect_refs(const ca_class_config *classes, size_t n, ms_ref *refs, 
 		sigil_err e = {0};
 		int r = 0;
 
-		if (c->has_ca_secret)
+		/* With autoGenerate the CA lives in sigil's own store and
+		 * ca/service.c never reads ca.secret (Stackable's default class
+		 * names one anyway): mirroring it would only report a missing
+		 * object forever. */
+		if (c->has_ca_secret && !c->auto_generate)
 			r = add_ref(refs, n_refs,
 			            c->ca_secret.namespace_[0] ? c->ca_secret.namespace_
 			                                       : "default",
@@ -580,6 +584,11 @@ int kube_secrets_sync(kube_client *c, const char *secrets_dir, const ca_class_co
 	r = remove_stale(rootfd, refs, n_refs, secrets_dir, &st.dirs_removed, err);
 	if (r < 0)
 		return r;
+	/* The counts are filled in even when some objects failed: the
+	 * caller rebuilds on what did change (one missing Secret must not
+	 * hide another one's update). */
+	if (ret)
+		*ret = st;
 	if (failed) {
 		if (failed > 1)
 			sigil_err_prefix(
@@ -588,7 +597,5 @@ int kube_secrets_sync(kube_client *c, const char *secrets_dir, const ca_class_co
 			*err = first;
 		return first.code ? first.code : SIGIL_E_INTERNAL;
 	}
-	if (ret)
-		*ret = st;
 	return 0;
 }

@@ -61,7 +61,10 @@ typedef struct kube_secrets_stats {
  * 0700 if missing).  Every object is attempted even when one fails; then
  * the first failure is returned, its message naming the object and the
  * class that references it (and how many others failed).  ret may be
- * NULL. */
+ * NULL; it is filled in after every object was attempted, also when one
+ * failed, so that the caller sees what the others changed.  An autoTls
+ * ca.secret is referenced only with autoGenerate false (otherwise sigil's
+ * CA store holds the CA and the Secret is never read). */
 int kube_secrets_sync(kube_client *c, const char *secrets_dir, const ca_class_config *classes,
                       size_t n, kube_secrets_stats *ret, sigil_err *err) SIGIL_WUR;
 

@@ -4,10 +4,12 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ca/external.h"
@@ -550,7 +552,57 @@ typedef struct cluster_classes {
 	ca_class_config *cur;    /* the last class set the API delivered */
 	size_t n_cur;
 	bool have;
+	/* The last set did not build for a passing reason (the API down
+	 * while a CA was loaded): the periodic apply tries again. */
+	bool retry;
+	/* The last mirror error, logged at warn once rather than on every
+	 * refresh. */
+	char last_sync_err[SIGIL_ERR_MSG_MAX];
 } cluster_classes;
+
+/* Errors that say "try again later" rather than "this class is wrong". */
+static bool err_transient(int r)
+{
+	return r == SIGIL_E_UNAVAIL || r == SIGIL_E_TIMEOUT || r == SIGIL_E_BUSY || r == SIGIL_E_NOMEM;
+}
+
+/* A service over the classes that open.  One class that does not (its CA
+ * Secret not created yet, a broken company CA) is left out and logged:
+ * it must not hold every other class change back.  A passing failure (the
+ * API down while a CA set loads) fails the whole build instead, so that
+ * no class is dropped for it. */
+static int build_usable_service(cluster_classes *cc, ca_service **ret, sigil_err *err)
+{
+	_cleanup_free_ ca_class_config *ok = NULL;
+	size_t n_ok = 0;
+	int r = build_service_with(cc->o, cc->store, cc->cur, cc->n_cur, ret, err);
+
+	if (r == 0 || err_transient(r) || cc->n_cur == 0)
+		return r;
+	ok = calloc(cc->n_cur, sizeof(*ok));
+	if (!ok)
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	for (size_t i = 0; i < cc->n_cur; i++) {
+		ca_service *one = NULL;
+		sigil_err e = {0};
+		int r1 = build_service_with(cc->o, cc->store, &cc->cur[i], 1, &one, &e);
+
+		ca_service_free(one);
+		if (r1 == 0) {
+			ok[n_ok++] = cc->cur[i];
+		} else if (err_transient(r1)) {
+			if (err)
+				*err = e;
+			return r1;
+		} else {
+			log_error("SecretClass %s is left out: %s", cc->cur[i].name, e.msg);
+		}
+	}
+	/* None opens: an empty list would mean the built-in default. */
+	if (n_ok == 0)
+		return r;
+	return build_service_with(cc->o, cc->store, ok, n_ok, ret, err);
+}
 
 /* Mirrors the Secrets the classes reference, builds a service over them
  * and swaps it in.  A set that does not build keeps the old service. */
@@ -559,17 +611,30 @@ static void cluster_classes_apply(cluster_classes *cc, bool only_if_secrets_chan
 	kube_secrets_stats st = {0};
 	ca_service *svc = NULL;
 	sigil_err err = {0};
+	int r;
 
 	pthread_mutex_lock(&cc->lock);
 	if (!cc->have)
 		goto out;
-	if (kube_secrets_sync(cc->kube, cc->o->secrets_dir, cc->cur, cc->n_cur, &st, &err) < 0)
-		log_warn("Secrets referenced by SecretClasses: %s", err.msg);
-	if (only_if_secrets_changed && !st.files_written && !st.files_removed && !st.dirs_removed)
+	if (kube_secrets_sync(cc->kube, cc->o->secrets_dir, cc->cur, cc->n_cur, &st, &err) < 0) {
+		if (strcmp(err.msg, cc->last_sync_err)) {
+			log_warn("Secrets referenced by SecretClasses: %s", err.msg);
+			snprintf(cc->last_sync_err, sizeof(cc->last_sync_err), "%s", err.msg);
+		} else {
+			log_debug("Secrets referenced by SecretClasses: %s", err.msg);
+		}
+	} else {
+		cc->last_sync_err[0] = '\0';
+	}
+	if (only_if_secrets_changed && !cc->retry && !st.files_written && !st.files_removed &&
+	    !st.dirs_removed)
 		goto out;
 	err = (sigil_err){0};
-	if (build_service_with(cc->o, cc->store, cc->cur, cc->n_cur, &svc, &err) < 0) {
-		log_error("SecretClasses from the API do not load, keeping the old ones: %s", err.msg);
+	r = build_usable_service(cc, &svc, &err);
+	cc->retry = r < 0 && err_transient(r);
+	if (r < 0) {
+		log_error("SecretClasses from the API do not load, keeping the old ones%s: %s",
+			  cc->retry ? " (will retry)" : "", err.msg);
 		goto out;
 	}
 	issuer_server_swap(cc->srv, svc);
@@ -605,15 +670,49 @@ static void on_class_error(const char *name, const char *group, const sigil_err 
 	log_error("SecretClass %s (%s) is left out: %s", *name ? name : "(unnamed)", group, why->msg);
 }
 
+/* Every replica runs the TrustStore controller.  One whose CA set is
+ * behind the shared store (another replica rotated, its own periodic
+ * refresh has not come yet) would write its older bundle over the newer
+ * one, the other replica would write the newer one back on the watch
+ * event, and so on: hundreds of writes a second until the refresh, and
+ * clients reading the old bundle meanwhile.  So the store is re-read
+ * before a bundle is handed out, at most once per TS_STORE_REREAD_MS. */
+#define TS_STORE_REREAD_MS 1000
+
+typedef struct ts_bundle_ctx {
+	issuer_server *is;
+	int64_t last_reread_ms; /* only the controller's one worker thread uses it */
+} ts_bundle_ctx;
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 /* The TrustStore controller's view of a class's bundle. */
 static int truststore_bundle(const char *class_name, char **pem, size_t *pem_len, uint64_t *version,
 			     void *ctx, sigil_err *err)
 {
-	issuer_server *is = ctx;
+	ts_bundle_ctx *tc = ctx;
+	issuer_server *is = tc->is;
 	STACK_OF(X509) *certs = NULL;
+	int64_t now = monotonic_ms();
 	int r;
 
 	pthread_rwlock_rdlock(&is->lock);
+	if (now - tc->last_reread_ms >= TS_STORE_REREAD_MS) {
+		sigil_err e = {0};
+		bool changed = false;
+
+		tc->last_reread_ms = now;
+		/* A store that cannot be read now: the bundle in memory is
+		 * still the best there is; the reloader logs the failure. */
+		if (ca_service_refresh(is->svc, &changed, &e) < 0)
+			log_debug("TrustStores: re-reading the CA store: %s", e.msg);
+	}
 	r = ca_service_trust_bundle(is->svc, class_name, &certs, version, err);
 	pthread_rwlock_unlock(&is->lock);
 	if (r == 0)
@@ -797,6 +896,7 @@ int main(int argc, char **argv)
 	bool cc_inited = false;
 	kube_classes *classes_watch = NULL;
 	truststore *trust_ctl = NULL;
+	ts_bundle_ctx ts_ctx = {.is = &is, .last_reread_ms = INT64_MIN / 2};
 	char *secrets_dir_buf = NULL;
 	int rc = 1, port = 0;
 
@@ -864,11 +964,17 @@ int main(int argc, char **argv)
 		pthread_mutex_init(&cc.lock, NULL);
 		cc_inited = true;
 	}
-	if (build_service(&o, store, &is.svc, &err) < 0) {
+	/* From the API, the classes come first: building the built-in 'tls'
+	 * class now would generate its CA (365d, ECDSA) in the shared store
+	 * before the cluster's own 'tls' SecretClass (its lifetime, its key
+	 * algorithm) is known, and that CA would then stay. */
+	if (!cc_inited && build_service(&o, store, &is.svc, &err) < 0) {
 		log_error("classes: %s", err.msg);
 		goto out;
 	}
 	if (cc_inited) {
+		ca_service *fallback = NULL;
+
 		kube_classes_opts ko = {
 			.client = kube,
 			.compat_stackable = o.stackable_compat,
@@ -886,13 +992,29 @@ int main(int argc, char **argv)
 		if (kube_classes_wait_ready(classes_watch, CLASSES_READY_WAIT_MS, &err) < 0)
 			log_warn("SecretClasses not listed yet (%s); serving the built-in 'tls' "
 				 "class until they are", err.msg);
+		pthread_rwlock_rdlock(&is.lock);
+		bool have_svc = is.svc != NULL;
+		pthread_rwlock_unlock(&is.lock);
+		/* Not listed in time, or the listed set did not build. */
+		if (!have_svc) {
+			err = (sigil_err){0};
+			if (build_service(&o, store, &fallback, &err) < 0) {
+				log_error("classes: %s", err.msg);
+				goto out;
+			}
+			pthread_rwlock_wrlock(&is.lock);
+			if (!is.svc) /* unless the watch delivered meanwhile */
+				is.svc = TAKE_PTR(fallback);
+			pthread_rwlock_unlock(&is.lock);
+			ca_service_free(fallback);
+		}
 		truststore_opts to = {
 			.client = kube,
 			.compat_stackable = o.stackable_compat,
 			.get_bundle = truststore_bundle,
 			.on_error = on_truststore_error,
 			.on_action = on_truststore_action,
-			.ctx = &is,
+			.ctx = &ts_ctx,
 		};
 		if (truststore_start(&to, &trust_ctl, &err) < 0) {
 			log_error("TrustStore controller: %s", err.msg);
@@ -962,8 +1084,12 @@ int main(int argc, char **argv)
 	pthread_cond_init(&rl.cond, NULL);
 	if (pthread_create(&rl_thread, NULL, reload_main, &rl) == 0)
 		rl_started = true;
+	/* The class watch may swap the service at any time. */
+	pthread_rwlock_rdlock(&is.lock);
+	size_t n_classes = ca_service_class_count(is.svc);
+	pthread_rwlock_unlock(&is.lock);
 	log_info("sigil-ca %s serving the issuer API on %s (port %d), %zu classes, workers %lld%s",
-		 SIGIL_VERSION, o.listen, port, ca_service_class_count(is.svc), (long long)o.workers,
+		 SIGIL_VERSION, o.listen, port, n_classes, (long long)o.workers,
 		 kube ? ", Kubernetes API: TokenReview and node authorization" : "");
 	int sig = rpc_server_wait_signal(&sigs);
 	log_info("got signal %d: finishing calls in flight", sig);
