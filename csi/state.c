@@ -20,6 +20,7 @@
 typedef struct state_entry {
 	char key[65]; /* hex SHA-256 of id \0 target */
 	csi_volume_record rec;
+	size_t next;  /* hash chain (entry index), SIZE_MAX ends it */
 } state_entry;
 
 struct csi_state {
@@ -27,7 +28,65 @@ struct csi_state {
 	int dfd;
 	state_entry *entries;
 	size_t n, cap;
+	/* Index by key, so that a get or put is O(1) with 10,000+ volumes
+	 * (the watcher's trust refresh does one of each per volume). */
+	size_t *buckets;
+	size_t n_buckets;
 };
+
+static size_t key_bucket(const csi_state *st, const char *key)
+{
+	uint64_t h = 0;
+
+	/* The key is hex SHA-256: its first 16 digits are a fine hash. */
+	for (int i = 0; i < 16 && key[i]; i++) {
+		char c = key[i];
+		h = (h << 4) | (uint64_t)(c >= 'a' ? c - 'a' + 10 : c - '0');
+	}
+	return (size_t)(h & (st->n_buckets - 1));
+}
+
+static void index_link(csi_state *st, size_t i)
+{
+	size_t b = key_bucket(st, st->entries[i].key);
+
+	st->entries[i].next = st->buckets[b];
+	st->buckets[b] = i;
+}
+
+static void index_unlink(csi_state *st, size_t i)
+{
+	size_t *p = &st->buckets[key_bucket(st, st->entries[i].key)];
+
+	while (*p != SIZE_MAX) {
+		if (*p == i) {
+			*p = st->entries[i].next;
+			return;
+		}
+		p = &st->entries[*p].next;
+	}
+}
+
+/* (Re)builds the index for at least cap entries. */
+static int index_rebuild(csi_state *st)
+{
+	size_t nb = 64;
+	size_t *b;
+
+	while (nb < st->cap * 2)
+		nb *= 2;
+	b = malloc(nb * sizeof(*b));
+	if (!b)
+		return SIGIL_E_NOMEM;
+	for (size_t i = 0; i < nb; i++)
+		b[i] = SIZE_MAX;
+	free(st->buckets);
+	st->buckets = b;
+	st->n_buckets = nb;
+	for (size_t i = 0; i < st->n; i++)
+		index_link(st, i);
+	return 0;
+}
 
 static void record_key(const char *id, const char *target, char out[65])
 {
@@ -122,6 +181,14 @@ int csi_record_to_json(const csi_volume_record *r, char **ret, sigil_err *err)
 	json_object_set_new(o, "notAfter", json_integer(r->not_after));
 	json_object_set_new(o, "publishedAt", json_integer(r->published_at));
 	json_object_set_new(o, "renewedAt", json_integer(r->renewed_at));
+	if (r->has_fs_group)
+		json_object_set_new(o, "fsGroup", json_integer(r->fs_group));
+	if (r->trust_version)
+		json_object_set_new(o, "trustVersion", json_integer((json_int_t)r->trust_version));
+	if (r->awaiting_pod_ip)
+		json_object_set_new(o, "awaitingPodIp", json_true());
+	if (r->annotated_expires_at)
+		json_object_set_new(o, "annotatedExpiresAt", json_integer(r->annotated_expires_at));
 	json_object_set_new(o, "attributes", attrs);
 	json_object_set_new(o, "files", files);
 	s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
@@ -194,9 +261,27 @@ int csi_record_from_json(const char *text, size_t len, csi_volume_record *ret, s
 	    (rc = get_str(o, "fingerprint", false, &r.fingerprint, err)) < 0 ||
 	    (rc = get_int(o, "notAfter", &r.not_after, err)) < 0 ||
 	    (rc = get_int(o, "publishedAt", &r.published_at, err)) < 0 ||
-	    (rc = get_int(o, "renewedAt", &r.renewed_at, err)) < 0)
+	    (rc = get_int(o, "renewedAt", &r.renewed_at, err)) < 0 ||
+	    (rc = get_int(o, "annotatedExpiresAt", &r.annotated_expires_at, err)) < 0)
 		goto out;
 	r.readonly = json_is_true(json_object_get(o, "readonly"));
+	r.awaiting_pod_ip = json_is_true(json_object_get(o, "awaitingPodIp"));
+	if (json_object_get(o, "fsGroup")) {
+		if ((rc = get_int(o, "fsGroup", &r.fs_group, err)) < 0)
+			goto out;
+		if (r.fs_group < 0 || r.fs_group > CSI_STATE_MAX_GID) {
+			rc = sigil_err_set(err, SIGIL_E_CORRUPT, "field 'fsGroup' is out of range");
+			goto out;
+		}
+		r.has_fs_group = true;
+	}
+	if (json_object_get(o, "trustVersion")) {
+		int64_t tv = 0;
+		if ((rc = get_int(o, "trustVersion", &tv, err)) < 0)
+			goto out;
+		/* An opaque 64-bit version stored bit for bit in JSON's int64. */
+		r.trust_version = (uint64_t)tv;
+	}
 	attrs = json_object_get(o, "attributes");
 	files = json_object_get(o, "files");
 	if (!json_is_object(attrs) || !json_is_array(files)) {
@@ -271,12 +356,14 @@ static int entries_reserve(csi_state *st)
 		return SIGIL_E_NOMEM;
 	st->entries = n;
 	st->cap = cap;
-	return 0;
+	return index_rebuild(st);
 }
 
 static state_entry *find(csi_state *st, const char *key)
 {
-	for (size_t i = 0; i < st->n; i++)
+	if (!st->n_buckets)
+		return NULL;
+	for (size_t i = st->buckets[key_bucket(st, key)]; i != SIZE_MAX; i = st->entries[i].next)
 		if (!strcmp(st->entries[i].key, key))
 			return &st->entries[i];
 	return NULL;
@@ -334,7 +421,8 @@ static int load_all(csi_state *st, sigil_err *err)
 			break;
 		}
 		memcpy(st->entries[st->n].key, key, sizeof(key));
-		st->entries[st->n++].rec = rec;
+		st->entries[st->n].rec = rec;
+		index_link(st, st->n++);
 	}
 	closedir(d);
 	return r;
@@ -378,6 +466,7 @@ void csi_state_free(csi_state *st)
 	for (size_t i = 0; i < st->n; i++)
 		csi_record_free(&st->entries[i].rec);
 	free(st->entries);
+	free(st->buckets);
 	if (st->dfd >= 0)
 		close(st->dfd);
 	pthread_mutex_destroy(&st->lock);
@@ -410,7 +499,8 @@ int csi_state_put(csi_state *st, const csi_volume_record *rec, sigil_err *err)
 			e->rec = copy;
 		} else if ((r = entries_reserve(st)) == 0) {
 			memcpy(st->entries[st->n].key, key, sizeof(key));
-			st->entries[st->n++].rec = copy;
+			st->entries[st->n].rec = copy;
+			index_link(st, st->n++);
 		} else {
 			sigil_err_set(err, r, "too many volumes");
 		}
@@ -464,8 +554,15 @@ int csi_state_remove(csi_state *st, const char *volume_id, const char *target, s
 	else if (fsync(st->dfd) < 0 && errno != EINVAL)
 		r = sigil_err_errno(err, errno, "cannot sync state directory");
 	if (r == 0 && (e = find(st, key)) != NULL) {
+		size_t i = (size_t)(e - st->entries), last = st->n - 1;
 		csi_record_free(&e->rec);
-		*e = st->entries[--st->n];
+		index_unlink(st, i);
+		if (i != last) {
+			index_unlink(st, last);
+			st->entries[i] = st->entries[last];
+			index_link(st, i);
+		}
+		st->n--;
 	}
 	pthread_mutex_unlock(&st->lock);
 	return r;

@@ -16,6 +16,7 @@
 #define CSI_STATE_MAX_FILES 16
 #define CSI_STATE_MAX_ATTRS 80
 #define CSI_STATE_MAX_STR 4096
+#define CSI_STATE_MAX_GID 0x7fffffff
 
 typedef struct csi_volume_record {
 	char *volume_id;
@@ -30,6 +31,13 @@ typedef struct csi_volume_record {
 	int64_t published_at;
 	int64_t renewed_at;
 	bool readonly;
+	/* Added for the expiry watcher (issue 7); optional in the JSON so that
+	 * older records still load (absent = false / 0). */
+	bool has_fs_group;    /* files are group-owned by fs_group */
+	int64_t fs_group;
+	uint64_t trust_version;       /* trust bundle version written; 0: unknown */
+	bool awaiting_pod_ip;         /* pod scope issued before the pod had an IP */
+	int64_t annotated_expires_at; /* restarter annotation last written; 0: none */
 } csi_volume_record;
 
 typedef struct csi_state csi_state;

@@ -288,6 +288,129 @@ int csi_volume_update(const char *target, const ks_fileset *files, const csi_vol
 	return write_files(target, files, opts, err);
 }
 
+/* Opens the directory ..data points at, refusing anything but a hidden
+ * version directory directly inside target. */
+static int open_data_dir(int tfd, sigil_err *err)
+{
+	char link[NAME_MAX + 1];
+	ssize_t n = readlinkat(tfd, CSI_VOLUME_DATA_LINK, link, sizeof(link) - 1);
+	int fd;
+
+	if (n < 0)
+		return sigil_err_errno(err, errno, "cannot read %s", CSI_VOLUME_DATA_LINK);
+	link[n] = '\0';
+	if (n < 3 || link[0] != '.' || link[1] != '.' || strchr(link, '/') ||
+	    !strcmp(link, CSI_VOLUME_DATA_LINK))
+		return sigil_err_set(err, SIGIL_E_CORRUPT, "%s points at '%s', not a version directory",
+				     CSI_VOLUME_DATA_LINK, link);
+	fd = openat(tfd, link, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return sigil_err_errno(err, errno, "cannot open %s", link);
+	return fd;
+}
+
+/* Reads dir-relative name, every component opened with O_NOFOLLOW. */
+static int read_nofollow(int dfd, const char *name, ks_fileset *out, sigil_err *err)
+{
+	char buf[SIGIL_MAX_REL_PATH + 1];
+	char *p = buf, *slash;
+	int cur = dfd, fd, r;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	struct stat st;
+
+	if (!sigil_fs_rel_path_ok(name))
+		return sigil_err_set(err, SIGIL_E_INVALID, "unsafe file name '%s'", name);
+	snprintf(buf, sizeof(buf), "%s", name);
+	while ((slash = strchr(p, '/')) != NULL) {
+		*slash = '\0';
+		fd = openat(cur, p, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (cur != dfd)
+			close(cur);
+		if (fd < 0)
+			return sigil_err_errno(err, errno, "cannot open directory of %s", name);
+		cur = fd;
+		p = slash + 1;
+	}
+	fd = openat(cur, p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	if (cur != dfd)
+		close(cur);
+	if (fd < 0)
+		return sigil_err_errno(err, errno, "cannot open %s", name);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > CSI_VOLUME_MAX_FILE) {
+		close(fd);
+		return sigil_err_set(err, SIGIL_E_CORRUPT, "%s is not a regular file of at most %d bytes",
+				     name, CSI_VOLUME_MAX_FILE);
+	}
+	data = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!data) {
+		close(fd);
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	}
+	while (len < (size_t)st.st_size) {
+		ssize_t k = read(fd, data + len, (size_t)st.st_size - len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		len += (size_t)k;
+	}
+	close(fd);
+	if (len != (size_t)st.st_size) {
+		sigil_freezero(data, (size_t)st.st_size);
+		return sigil_err_set(err, SIGIL_E_IO, "short read of %s", name);
+	}
+	r = ks_fileset_add(out, name, data, len, true, err);
+	return r;
+}
+
+int csi_volume_read_files(const char *target, const char *const *names, size_t n,
+			  ks_fileset *out, sigil_err *err)
+{
+	ks_fileset fs = {0};
+	int tfd, dfd, r = 0;
+
+	if (n > KS_MAX_FILES)
+		return sigil_err_set(err, SIGIL_E_LIMIT, "more than %d files", KS_MAX_FILES);
+	tfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (tfd < 0)
+		return sigil_err_errno(err, errno, "cannot open target %s", target);
+	dfd = open_data_dir(tfd, err);
+	close(tfd);
+	if (dfd < 0)
+		return dfd;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = read_nofollow(dfd, names[i], &fs, err);
+	close(dfd);
+	if (r < 0) {
+		ks_fileset_free(&fs);
+		return r;
+	}
+	*out = fs;
+	return 0;
+}
+
+int csi_volume_data_gid(const char *target, gid_t *ret)
+{
+	struct stat st;
+	int tfd, dfd;
+
+	tfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (tfd < 0)
+		return SIGIL_E_NOTFOUND;
+	dfd = open_data_dir(tfd, NULL);
+	close(tfd);
+	if (dfd < 0)
+		return SIGIL_E_NOTFOUND;
+	if (fstat(dfd, &st) < 0) {
+		close(dfd);
+		return SIGIL_E_NOTFOUND;
+	}
+	close(dfd);
+	*ret = st.st_gid;
+	return 0;
+}
+
 int csi_volume_unpublish(const char *target, sigil_err *err)
 {
 	struct stat st;

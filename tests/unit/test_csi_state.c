@@ -181,6 +181,62 @@ static void test_record_json_round_trip(void **state)
 	sigil_secret_free(json);
 }
 
+/* The key index (expiry watcher, issue 7): many volumes, removals that
+ * move entries around, and lookups that must still find every one. */
+#define N_MANY 3000
+static void test_many_volumes_index(void **state)
+{
+	csi_state *st = NULL;
+	csi_volume_record r, got;
+	sigil_err err = {0};
+	char id[32], target[64];
+
+	assert_int_equal(csi_state_open(dir, &st, &err), 0);
+	for (int i = 0; i < N_MANY; i++) {
+		snprintf(id, sizeof(id), "vol-%d", i);
+		snprintf(target, sizeof(target), "/pods/%d", i);
+		make_record(&r, id, target);
+		r.not_after = 1800000000 + i;
+		assert_int_equal(csi_state_put(st, &r, &err), 0);
+	}
+	assert_int_equal(csi_state_count(st), N_MANY);
+	/* Every third goes: each removal moves the last entry into the hole. */
+	for (int i = 0; i < N_MANY; i += 3) {
+		snprintf(id, sizeof(id), "vol-%d", i);
+		snprintf(target, sizeof(target), "/pods/%d", i);
+		assert_int_equal(csi_state_remove(st, id, target, &err), 0);
+	}
+	assert_int_equal(csi_state_count(st), N_MANY - (N_MANY + 2) / 3);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < N_MANY; i++) {
+			snprintf(id, sizeof(id), "vol-%d", i);
+			snprintf(target, sizeof(target), "/pods/%d", i);
+			int rc = csi_state_get(st, id, target, &got);
+			if (i % 3 == 0) {
+				assert_int_equal(rc, SIGIL_E_NOTFOUND);
+				continue;
+			}
+			assert_int_equal(rc, 0);
+			assert_string_equal(got.volume_id, id);
+			assert_int_equal(got.not_after, 1800000000 + i);
+			csi_record_free(&got);
+		}
+		/* ... and the same after a reload from disk. */
+		csi_state_free(st);
+		st = NULL;
+		assert_int_equal(csi_state_open(dir, &st, &err), 0);
+	}
+	/* Replacing keeps one entry per key. */
+	make_record(&r, "vol-1", "/pods/1");
+	r.not_after = 42;
+	assert_int_equal(csi_state_put(st, &r, &err), 0);
+	assert_int_equal(csi_state_count(st), N_MANY - (N_MANY + 2) / 3);
+	assert_int_equal(csi_state_get(st, "vol-1", "/pods/1", &got), 0);
+	assert_int_equal(got.not_after, 42);
+	csi_record_free(&got);
+	csi_state_free(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +245,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_record_refused, setup, teardown),
 		cmocka_unit_test(test_record_parse_bad),
 		cmocka_unit_test(test_record_json_round_trip),
+		cmocka_unit_test_setup_teardown(test_many_volumes_index, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
