@@ -484,3 +484,12 @@ void csi_attrs_ks_options(const csi_attrs *a, ks_options *ret)
 	ret->pem_key_name = a->pem_key_name;
 	ret->pem_ca_name = a->pem_ca_name;
 }
+
+int64_t csi_attrs_restart_buffer(const csi_attrs *a, int64_t issued_at, int64_t not_after)
+{
+	int64_t life = not_after - issued_at;
+
+	if (life <= 0 || a->restart_buffer_secs < life)
+		return a->restart_buffer_secs;
+	return life / 4;
+}

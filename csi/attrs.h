@@ -77,6 +77,12 @@ typedef struct csi_kv {
  * are ignored.  The same setting under both prefixes with different values
  * is an error. */
 int csi_attrs_parse(const csi_kv *kv, size_t n, csi_attrs *ret, sigil_err *err) SIGIL_WUR;
+/* The restart buffer that applies to a certificate actually issued for
+ * [issued_at, not_after]: the CA may cap the lifetime (a class's
+ * maxCertificateLifetime) below the requested one, and a buffer as long as
+ * what was issued would evict the pod as soon as it starts, in a loop.  So
+ * a buffer that does not fit shrinks to a quarter of the issued lifetime. */
+int64_t csi_attrs_restart_buffer(const csi_attrs *a, int64_t issued_at, int64_t not_after);
 void csi_attrs_free(csi_attrs *a);
 
 const char *csi_format_name(csi_format f);

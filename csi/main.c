@@ -446,6 +446,7 @@ int main(int argc, char **argv)
 		.node = node,
 		.kube = kube,
 		.max_volumes_per_node = o.max_volumes,
+		.report = report,
 	};
 	rpc_server_config sc = {
 		.methods = methods,

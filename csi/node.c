@@ -458,7 +458,7 @@ static bool annotate(csi_node *n, const csi_attrs *a, const char *volume_id, tim
 	if (!n->cfg.kube || a->renewal != CSI_RENEWAL_RESTART || !not_after || !a->pod_namespace ||
 	    !a->pod_name)
 		return false;
-	expires = not_after - (time_t)a->restart_buffer_secs;
+	expires = not_after - (time_t)csi_attrs_restart_buffer(a, time(NULL), not_after);
 	if (csi_kube_annotate_expiry(n->cfg.kube, a->pod_namespace, a->pod_name, volume_id, expires,
 				     &e) < 0) {
 		log_debug("restarter annotation on %s/%s: %s", a->pod_namespace, a->pod_name, e.msg);
@@ -833,7 +833,9 @@ int csi_node_annotate_expiry(csi_node *n, const char *volume_id, const char *tar
 				  volume_id);
 		goto free_attrs;
 	}
-	expires = (time_t)rec.not_after - (time_t)a.restart_buffer_secs;
+	expires = (time_t)rec.not_after -
+		  (time_t)csi_attrs_restart_buffer(&a, rec.renewed_at ? rec.renewed_at : rec.published_at,
+						   rec.not_after);
 	r = csi_kube_annotate_expiry(n->cfg.kube, a.pod_namespace, a.pod_name, volume_id, expires,
 				     err);
 	if (r == 0) {

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "proto/csi.pb-c.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/parse.h"
@@ -429,10 +430,13 @@ static int NodePublishVolume(void *ctx, const rpc_call *call, const uint8_t *req
 	csi_publish_result res = {0};
 	csi_kv *kv = NULL;
 	sigil_err err = {0};
+	int64_t t0 = sigil_mono_ns();
 	int r = SIGIL_E_INVALID;
 
-	if (!in)
+	if (!in) {
+		csi_watch_report_published(s->report, false, (double)(sigil_mono_ns() - t0) / 1e9);
 		return SIGIL_E_INVALID;
+	}
 	/* CSI spec: volume_id, target_path and volume_capability are REQUIRED
 	 * (INVALID_ARGUMENT when missing). */
 	if (!*in->volume_id) {
@@ -489,6 +493,7 @@ static int NodePublishVolume(void *ctx, const rpc_call *call, const uint8_t *req
 			 res.key_from_pool ? ", pooled key" : "");
 	r = pack(&out.base, resp, resp_len);
 out:
+	csi_watch_report_published(s->report, r == 0, (double)(sigil_mono_ns() - t0) / 1e9);
 	free(kv);
 	csi__v1__node_publish_volume_request__free_unpacked(in, NULL);
 	return r;

@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "csi/node.h"
+#include "csi/watch_report.h"
 #include "rpc/server.h"
 
 #define CSI_DEFAULT_DRIVER_NAME "secrets.sigil.dev"
@@ -16,6 +17,7 @@ typedef struct csi_services {
 	csi_kube *kube;           /* borrowed; NULL without a Kubernetes API:
 				   * CreateVolume then copies its parameters */
 	int64_t max_volumes_per_node;
+	csi_watch_report *report;  /* borrowed; NULL: no publish metrics */
 } csi_services;
 
 /* Fills methods (at least CSI_SERVICES_N_METHODS entries) for an rpc_server. */

@@ -13,13 +13,14 @@ struct csi_watch_report {
 	pthread_mutex_t lock; /* sources */
 	csi_watcher *watcher;
 	csi_keypool *pool;
-	metrics_family *not_after, *watched, *renewals, *renew_failures, *evictions,
-	    *evict_failures, *expiring, *trust, *trust_failures, *pool_ready;
+	metrics_family *not_after, *watched, *renewals, *evictions, *expiring, *trust,
+	    *trust_failures, *pool_ready, *publishes, *publish_seconds;
 };
 
 static const char *const vol_labels[] = {"namespace", "pod", "volume", "class"};
 static const char *const class_label[] = {"class"};
-static const char *const reason_label[] = {"reason"};
+static const char *const result_label[] = {"result"};
+static const char *const class_result_labels[] = {"class", "result"};
 static const char *const alg_label[] = {"algorithm"};
 
 static void collect(metrics_registry *reg, void *ud)
@@ -54,41 +55,44 @@ int csi_watch_report_new(const csi_watch_report_config *cfg, csi_watch_report **
 	pthread_mutex_init(&r->lock, NULL);
 	if (reg) {
 		if ((rc = metrics_gauge(
-		         reg, "sigil_csi_volume_not_after_seconds",
+		         reg, "sigil_volume_not_after_seconds",
 		         "notAfter of the certificate in each watched volume (unix seconds)",
 		         vol_labels, 4, &r->not_after, err)) < 0 ||
-		    (rc = metrics_gauge(reg, "sigil_csi_watched_volumes",
+		    (rc = metrics_gauge(reg, "sigil_watched_volumes",
 		                        "volumes the expiry watcher follows", NULL, 0, &r->watched,
 		                        err)) < 0 ||
-		    (rc = metrics_counter(reg, "sigil_csi_renewals_total",
-		                          "in-place renewals that succeeded", class_label, 1,
-		                          &r->renewals, err)) < 0 ||
-		    (rc = metrics_counter(reg, "sigil_csi_renewal_failures_total",
-		                          "in-place renewals that failed (retried)", class_label, 1,
-		                          &r->renew_failures, err)) < 0 ||
+		    (rc = metrics_counter(reg, "sigil_renewals_total",
+		                          "in-place renewals by class and result (success, failure; "
+		                          "failures are retried)",
+		                          class_result_labels, 2, &r->renewals, err)) < 0 ||
 		    (rc = metrics_counter(
-		         reg, "sigil_csi_evictions_total",
-		         "pods evicted so that they restart with a fresh certificate", NULL, 0,
-		         &r->evictions, err)) < 0 ||
+		         reg, "sigil_evictions_total",
+		         "pod evictions for a fresh certificate by result (success; blocked: a "
+		         "PodDisruptionBudget said no; failure)",
+		         result_label, 1, &r->evictions, err)) < 0 ||
 		    (rc = metrics_counter(
-		         reg, "sigil_csi_eviction_failures_total",
-		         "evictions refused (reason pdb: a PodDisruptionBudget) or failed",
-		         reason_label, 1, &r->evict_failures, err)) < 0 ||
-		    (rc = metrics_counter(
-		         reg, "sigil_csi_expiring_soon_total",
+		         reg, "sigil_expiring_soon_total",
 		         "alerts raised: a certificate nears expiry and cannot be renewed "
 		         "or its pod evicted",
 		         NULL, 0, &r->expiring, err)) < 0 ||
 		    (rc = metrics_counter(
-		         reg, "sigil_csi_trust_refreshes_total",
+		         reg, "sigil_trust_bundle_updates_total",
 		         "volumes whose trust bundle was rewritten after a CA change", class_label,
 		         1, &r->trust, err)) < 0 ||
-		    (rc = metrics_counter(reg, "sigil_csi_trust_refresh_failures_total",
+		    (rc = metrics_counter(reg, "sigil_trust_bundle_update_failures_total",
 		                          "trust bundle rewrites that failed", class_label, 1,
 		                          &r->trust_failures, err)) < 0 ||
-		    (rc = metrics_gauge(reg, "sigil_csi_key_pool_ready",
+		    (rc = metrics_gauge(reg, "sigil_key_pool_depth",
 		                        "pre-generated keys ready per algorithm", alg_label, 1,
 		                        &r->pool_ready, err)) < 0 ||
+		    (rc = metrics_counter(reg, "sigil_publishes_total",
+		                          "NodePublishVolume calls by result (success, failure; an "
+		                          "idempotent repeat counts as success)",
+		                          result_label, 1, &r->publishes, err)) < 0 ||
+		    (rc = metrics_histogram(reg, "sigil_publish_duration_seconds",
+		                            "time to answer NodePublishVolume (minting included)",
+		                            NULL, 0, metrics_latency_buckets,
+		                            metrics_latency_buckets_n, &r->publish_seconds, err)) < 0 ||
 		    (rc = metrics_collect_add(reg, collect, r, err)) < 0) {
 			pthread_mutex_destroy(&r->lock);
 			free(r);
@@ -155,6 +159,9 @@ void csi_watch_report_notify(void *ctx, const csi_watch_notice *n)
 	const char *vl[] = {or_empty(n->pod_namespace), or_empty(n->pod_name), n->volume_id,
 	                    or_empty(n->class_name)};
 	const char *cl[] = {or_empty(n->class_name)};
+	const char *cl_ok[] = {or_empty(n->class_name), "success"};
+	const char *cl_fail[] = {or_empty(n->class_name), "failure"};
+	static const char *const res_success[] = {"success"};
 	const char *ev = csi_watch_event_name(n->event);
 	const char *msg = n->message ? n->message : "";
 
@@ -176,12 +183,12 @@ void csi_watch_report_notify(void *ctx, const csi_watch_notice *n)
 		break;
 	case CSI_WATCH_EV_RENEWED:
 		log_info("volume %s%s: %s: %s", n->volume_id, pod, ev, msg);
-		metrics_inc(r->renewals, cl, 1);
+		metrics_inc(r->renewals, cl_ok, 1);
 		metrics_set(r->not_after, vl, (double)n->not_after);
 		break;
 	case CSI_WATCH_EV_EVICTED:
 		log_info("volume %s%s: %s: %s", n->volume_id, pod, ev, msg);
-		metrics_inc(r->evictions, NULL, 1);
+		metrics_inc(r->evictions, res_success, 1);
 		break;
 	case CSI_WATCH_EV_TRUST_REFRESHED:
 		log_debug("volume %s: %s: %s", n->volume_id, ev, msg);
@@ -194,14 +201,14 @@ void csi_watch_report_notify(void *ctx, const csi_watch_notice *n)
 	case CSI_WATCH_EV_EXPIRING_SOON:
 		log_warn("volume %s%s: %s: %s", n->volume_id, pod, ev, msg);
 		if (n->event == CSI_WATCH_EV_RENEW_FAILED) {
-			metrics_inc(r->renew_failures, cl, 1);
+			metrics_inc(r->renewals, cl_fail, 1);
 			alert(r, n, "SigilRenewalFailed", "warning",
 			      "sigil could not renew a certificate in place");
 		} else if (n->event == CSI_WATCH_EV_EVICT_BLOCKED ||
 		           n->event == CSI_WATCH_EV_EVICT_FAILED) {
-			const char *rl[] = {n->event == CSI_WATCH_EV_EVICT_BLOCKED ? "pdb"
-			                                                           : "error"};
-			metrics_inc(r->evict_failures, rl, 1);
+			const char *rl[] = {n->event == CSI_WATCH_EV_EVICT_BLOCKED ? "blocked"
+			                                                           : "failure"};
+			metrics_inc(r->evictions, rl, 1);
 		} else if (n->event == CSI_WATCH_EV_TRUST_FAILED) {
 			metrics_inc(r->trust_failures, cl, 1);
 			alert(r, n, "SigilTrustBundleRefreshFailed", "warning",
@@ -214,4 +221,14 @@ void csi_watch_report_notify(void *ctx, const csi_watch_notice *n)
 		break;
 	default: break;
 	}
+}
+
+void csi_watch_report_published(csi_watch_report *r, bool ok, double seconds)
+{
+	static const char *const success[] = {"success"}, *const failure[] = {"failure"};
+
+	if (!r)
+		return;
+	metrics_inc(r->publishes, ok ? success : failure, 1);
+	metrics_observe(r->publish_seconds, NULL, seconds);
 }

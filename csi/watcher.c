@@ -175,10 +175,10 @@ int csi_watch_plan_record(const csi_volume_record *rec, bool have_kube, double f
 	if (r < 0)
 		return r;
 	p.renewal = a.renewal;
-	p.restart_buffer_secs = a.restart_buffer_secs;
 	p.issued_at = rec->renewed_at ? rec->renewed_at : rec->published_at;
+	p.restart_buffer_secs = csi_attrs_restart_buffer(&a, p.issued_at, rec->not_after);
 	if (rec->not_after > 0 && a.format != CSI_FORMAT_KERBEROS) {
-		p.expires_at = rec->not_after - a.restart_buffer_secs;
+		p.expires_at = rec->not_after - p.restart_buffer_secs;
 		if (a.renewal == CSI_RENEWAL_IN_PLACE) {
 			p.action = CSI_WATCH_RENEW;
 			p.deadline_ms =
@@ -186,14 +186,14 @@ int csi_watch_plan_record(const csi_volume_record *rec, bool have_kube, double f
 		} else if (have_kube && a.pod_namespace && a.pod_name) {
 			p.action = CSI_WATCH_EVICT;
 			p.deadline_ms =
-			    csi_watch_evict_at_ms(rec->not_after, a.restart_buffer_secs);
+			    csi_watch_evict_at_ms(rec->not_after, p.restart_buffer_secs);
 			p.needs_annotation = rec->annotated_expires_at != p.expires_at;
 		} else {
 			/* Nobody to evict through: renew in place at the time the
 			 * pod would have been restarted (documented in main.c). */
 			p.action = CSI_WATCH_RENEW;
 			p.deadline_ms =
-			    csi_watch_evict_at_ms(rec->not_after, a.restart_buffer_secs);
+			    csi_watch_evict_at_ms(rec->not_after, p.restart_buffer_secs);
 		}
 		p.awaiting_pod_ip = have_kube && rec->awaiting_pod_ip && record_has_pod_scope(&a);
 	}

@@ -831,6 +831,15 @@ for g in groups:
                 bad.append((r["alert"], "severity, summary and description"))
 check(groups and not bad, "PrometheusRule uses only the daemons' metric names (%d used)" % len(used), bad)
 check(not (used & HISTOGRAMS), "histograms are used through _bucket/_sum/_count only", used & HISTOGRAMS)
+# The names are what the daemons register, not only what this file expects.
+registered = set()
+for d in ("csi", "ca/server", "metrics"):
+    for f in sorted(os.listdir(os.path.join(SOURCE, d))):
+        if f.endswith(".c"):
+            registered |= set(re.findall(r'metrics_(?:counter|gauge|histogram)\(\s*\w+,\s*"(sigil_[a-z0-9_]+)"',
+                                         src(os.path.join(d, f))))
+check(METRICS <= registered, "every metric the rules use is registered by a daemon (%d registered)" % len(registered),
+      sorted(METRICS - registered))
 for needed, pattern in (("certificate expiring within 1h", r"sigil_volume_not_after_seconds.*< 3600"),
                         ("certificate expiring within 10m (critical)", r"sigil_volume_not_after_seconds.*< 600"),
                         ("renewals failing", r"sigil_renewals_total\{result=\"failure\"\}"),

@@ -380,16 +380,25 @@ wait_for 20 evicted guarded-0 && ok "PDB relaxed: guarded-0 evicted" || fail "gu
 
 # /metrics
 curl -sS "http://127.0.0.1:$MPORT/metrics" > "$D/metrics.txt"
-check_grep "metrics: notAfter gauge per volume" "^sigil_csi_volume_not_after_seconds\\{namespace=\"default\",pod=\"nip-0\",volume=\"vol-p1\",class=\"tls\"\\} " "$D/metrics.txt"
-check_grep "metrics: evictions" "^sigil_csi_evictions_total 2$" "$D/metrics.txt"
-check_grep "metrics: PDB refusals" "^sigil_csi_eviction_failures_total\\{reason=\"pdb\"\\} [1-9]" "$D/metrics.txt"
-check_grep "metrics: trust refreshes" "^sigil_csi_trust_refreshes_total\\{class=\"tls\"\\} [6-9]" "$D/metrics.txt"
-check_grep "metrics: watched volumes" "^sigil_csi_watched_volumes [56]$" "$D/metrics.txt"
+check_grep "metrics: notAfter gauge per volume" "^sigil_volume_not_after_seconds\\{namespace=\"default\",pod=\"nip-0\",volume=\"vol-p1\",class=\"tls\"\\} " "$D/metrics.txt"
+check_grep "metrics: evictions" "^sigil_evictions_total\\{result=\"success\"\\} 2$" "$D/metrics.txt"
+check_grep "metrics: PDB refusals" "^sigil_evictions_total\\{result=\"blocked\"\\} [1-9]" "$D/metrics.txt"
+check_grep "metrics: trust refreshes" "^sigil_trust_bundle_updates_total\\{class=\"tls\"\\} [6-9]" "$D/metrics.txt"
+check_grep "metrics: watched volumes" "^sigil_watched_volumes [56]$" "$D/metrics.txt"
+check_grep "metrics: key pool depth" "^sigil_key_pool_depth\\{algorithm=\"rsa-2048\"\\} [0-9]" "$D/metrics.txt"
 
 # Unpublish (as the kubelet does after the eviction): forgotten.
 check "unpublish r1" "$SIGILCTL" unpublish --endpoint "$D/kc.sock" --volume-id vol-r1 --target "$D/pods/r1"
 curl -sS "http://127.0.0.1:$MPORT/metrics" > "$D/metrics2.txt"
 if grep -q 'volume="vol-r1"' "$D/metrics2.txt"; then fail "unpublished volume still has a gauge"; else ok "unpublished volume's gauge is gone"; fi
+# Publishes of this process (counters start at its last restart): one good, one refused.
+check "publish after the scrape" pub kc vol-m1 "$D/pods/m1" nip-0 class=tls "${SHORT[@]}"
+check_fails "a bad publish" pub kc vol-m2 "$D/pods/m2" nip-0 class=tls format=nope
+curl -sS "http://127.0.0.1:$MPORT/metrics" > "$D/metrics3.txt"
+check_grep "metrics: publishes counted (success)" "^sigil_publishes_total\\{result=\"success\"\\} [1-9]" "$D/metrics3.txt"
+check_grep "metrics: publishes counted (failure)" "^sigil_publishes_total\\{result=\"failure\"\\} 1$" "$D/metrics3.txt"
+check_grep "metrics: publish latency histogram" "^sigil_publish_duration_seconds_count [2-9]" "$D/metrics3.txt"
+check "unpublish m1" "$SIGILCTL" unpublish --endpoint "$D/kc.sock" --volume-id vol-m1 --target "$D/pods/m1"
 # W_DEBUG=DIR keeps a copy of the logs and files for debugging.
 [ -n "${W_DEBUG:-}" ] && cp -r "$D" "$W_DEBUG"
 t_finish

@@ -223,6 +223,36 @@ static void test_default_restart_buffer_shrinks(void **state)
 	csi_attrs_free(&a);
 }
 
+/* The CA capped the lifetime (class maxCertificateLifetime 1h) below the
+ * default 6h buffer: the buffer that applies fits the issued certificate,
+ * so the pod is not evicted as soon as it starts. */
+static void test_restart_buffer_fits_issued_lifetime(void **state)
+{
+	csi_kv kv[] = {KV("secrets.sigil.dev/class", "tls")};
+	csi_kv kv2[] = {KV("secrets.sigil.dev/class", "tls"),
+			KV("secrets.sigil.dev/backend.autotls.cert.restart-buffer", "2h"),
+			KV("secrets.sigil.dev/backend.autotls.cert.lifetime", "3d")};
+	csi_attrs a;
+	sigil_err err = {0};
+
+	assert_int_equal(parse(kv, 1, &a, &err), 0);
+	assert_int_equal(a.restart_buffer_secs, 6 * 3600);
+	/* 24h issued: 6h applies. */
+	assert_int_equal(csi_attrs_restart_buffer(&a, 1000, 1000 + 86400), 6 * 3600);
+	/* 1h issued: a quarter of it. */
+	assert_int_equal(csi_attrs_restart_buffer(&a, 1000, 1000 + 3600), 900);
+	/* exactly 6h issued: would evict at once; a quarter. */
+	assert_int_equal(csi_attrs_restart_buffer(&a, 0, 6 * 3600), 6 * 3600 / 4);
+	/* nonsense times: the configured buffer, unchanged. */
+	assert_int_equal(csi_attrs_restart_buffer(&a, 5000, 4000), 6 * 3600);
+	csi_attrs_free(&a);
+	/* An explicit buffer that the capped certificate cannot hold shrinks too. */
+	assert_int_equal(parse(kv2, 3, &a, &err), 0);
+	assert_int_equal(csi_attrs_restart_buffer(&a, 0, 86400), 2 * 3600);
+	assert_int_equal(csi_attrs_restart_buffer(&a, 0, 3600), 900);
+	csi_attrs_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -232,6 +262,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_default_restart_buffer_shrinks),
+		cmocka_unit_test(test_restart_buffer_fits_issued_lifetime),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
