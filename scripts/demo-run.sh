@@ -66,15 +66,20 @@ TOKEN=$(openssl rand -hex 24)
 printf '%s node-1\n' "$TOKEN" > "$OUT/tokens"; chmod 600 "$OUT/tokens"
 echo "$TOKEN" > "$OUT/node.token"; chmod 600 "$OUT/node.token"
 PORT=$(free_port)
+CA_METRICS=$(free_port)
+CSI_METRICS=$(free_port)
 "$BUILD/sigil-ca" --listen "127.0.0.1:$PORT" --state-dir "$OUT/ca-state" --classes-dir "$OUT/classes" \
-  --secrets-dir "$OUT/secrets" --tokens-file "$OUT/tokens" 2>"$OUT/sigil-ca.log" & PIDS+=($!)
+  --secrets-dir "$OUT/secrets" --tokens-file "$OUT/tokens" --metrics-addr "127.0.0.1:$CA_METRICS" \
+  2>"$OUT/sigil-ca.log" & PIDS+=($!)
 for _ in $(seq 50); do [ -s "$OUT/ca-state/issuer-ca.crt" ] && break; sleep 0.1; done
 sleep 0.3
 "$BUILD/sigil-csi" --endpoint "unix://$OUT/csi.sock" --node-id node-1 --state-dir "$OUT/node-state" \
   --ca-endpoint "127.0.0.1:$PORT" --ca-bundle "$OUT/ca-state/issuer-ca.crt" --token-file "$OUT/node.token" \
+  --metrics-addr "127.0.0.1:$CSI_METRICS" --renew-fraction 0.25 --bundle-check-interval 2 \
   2>"$OUT/sigil-csi.log" & PIDS+=($!)
 for _ in $(seq 50); do [ -S "$OUT/csi.sock" ] && break; sleep 0.1; done
-echo "sigil-ca on 127.0.0.1:$PORT (TLS, bearer tokens); sigil-csi on $OUT/csi.sock"
+echo "sigil-ca on 127.0.0.1:$PORT (TLS, bearer tokens), metrics :$CA_METRICS; sigil-csi on $OUT/csi.sock, metrics :$CSI_METRICS"
+echo "(sigil-csi renews in-place volumes at 1/4 of their lifetime here, so that the demo can show one)"
 "$CTL" info --endpoint "$OUT/csi.sock"
 
 pub() { local vid=$1; shift; local a=(); for x in "$@"; do a+=(--attr "$x"); done
@@ -113,10 +118,40 @@ echo; echo "krb5.conf written for the pod:"; sed 's/^/    /' "$OUT/pods/krb/krb5
   klist | sed 's/^/    /'
   kvno -k "$OUT/pods/krb/keytab" "$p" | sed 's/^/    /' )
 
+step "Expiry watcher: a 1-minute certificate with renewal=in-place, renewed and swapped atomically"
+pub short class=tls scope=node format=tls-pem renewal=in-place backend.autotls.cert.lifetime=1m \
+  backend.autotls.cert.jitter-factor=0
+show_cert() { openssl x509 -in "$OUT/pods/short/tls.crt" -noout -serial -enddate | tr '\n' ' ';
+  echo " key $(openssl pkey -in "$OUT/pods/short/tls.key" -pubout | sha256sum | cut -c1-16)"; }
+echo "published: $(show_cert)"
+echo "   ..data -> $(readlink "$OUT/pods/short/..data")"
+first=$(readlink "$OUT/pods/short/..data")
+for _ in $(seq 60); do [ "$(readlink "$OUT/pods/short/..data")" != "$first" ] && break; sleep 0.5; done
+echo "renewed:   $(show_cert)"
+echo "   ..data -> $(readlink "$OUT/pods/short/..data")  (new version dir, swapped in one rename)"
+grep -m1 "volume short" "$OUT/sigil-csi.log" | sed 's/^/    log: /' || true
+
+step "CA rotation reaches live volumes: sigilctl ca rotate against sigil-ca (admin token)"
+ADMIN=$(openssl rand -hex 24)
+printf '%s @admin\n' "$ADMIN" >> "$OUT/tokens"
+echo "$ADMIN" > "$OUT/admin.token"; chmod 600 "$OUT/admin.token"
+sleep 1.2 # the tokens file is re-read at most once a second
+"$CTL" ca rotate --ca-endpoint "127.0.0.1:$PORT" --ca-bundle "$OUT/ca-state/issuer-ca.crt" \
+  --token-file "$OUT/admin.token" --class tls
+for _ in $(seq 40); do [ "$(grep -c BEGIN "$OUT/pods/pem/ca.crt" 2>/dev/null || echo 0)" -ge 2 ] && break; sleep 0.5; done
+echo "ca.crt of volume 'pem' now holds $(grep -c BEGIN "$OUT/pods/pem/ca.crt") CA certificates (old and new generation)"
+
+step "Prometheus metrics: sigil-csi (:$CSI_METRICS/metrics) and sigil-ca (:$CA_METRICS/metrics)"
+curl -s "http://127.0.0.1:$CSI_METRICS/metrics" | grep -E '^sigil_(volume_not_after_seconds|renewals_total|publishes_total|publish_duration_seconds_count|key_pool_depth|trust_bundle_updates_total|watched_volumes)' | sed 's/^/    /'
+curl -s "http://127.0.0.1:$CA_METRICS/metrics" | grep -E '^sigil_ca_(issued_total|not_after_seconds|rotations_total|generations|issue_duration_seconds_count)' | sed 's/^/    /'
+echo "    /readyz: sigil-csi $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$CSI_METRICS/readyz"), sigil-ca $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$CA_METRICS/readyz")"
+
 step "What the kubelet sees on a bad request: INVALID_ARGUMENT naming the attribute"
 pub bad class=tls format=pfx || true
 
 step "Unpublish"
 "$CTL" unpublish --endpoint "$OUT/csi.sock" --volume-id pem --target "$OUT/pods/pem"
+
+bash "$ROOT/scripts/demo-cluster.sh" "$BUILD" "$OUT"
 
 step "Done: everything is under $OUT (logs: sigil-ca.log, sigil-csi.log)"
