@@ -260,35 +260,27 @@ static int parse_opts(int argc, char **argv, opts *o)
 static int kube_setup(const opts *o, kube_client **ret_client, csi_kube **ret_kube,
 		      sigil_err *err)
 {
-	kube_config *cfg = NULL;
+	_cleanup_free_ char *server = NULL;
 	kube_client *client = NULL;
 	csi_kube *k = NULL;
 	int r;
 
-	if (!o->kubeconfig && !o->in_cluster)
-		return 0;
-	r = o->in_cluster ? kube_config_load_in_cluster(NULL, &cfg, err)
-			  : kube_config_load_kubeconfig(o->kubeconfig, NULL, &cfg, err);
-	if (r < 0)
+	r = kube_client_open(o->kubeconfig, o->in_cluster, NULL, &client, &server, err);
+	if (r < 0 || !client)
 		return r;
-	r = kube_client_new(cfg, NULL, &client, err);
-	if (r == 0) {
-		csi_kube_config kc = {
-			.client = client,
-			.node_name = o->node_id,
-			.component = "sigil-csi",
-			.stackable_compat = o->stackable_compat,
-			.events = !o->no_events,
-		};
-		r = csi_kube_new(&kc, &k, err);
-	}
-	if (r == 0)
-		log_info("using the Kubernetes API at %s (%s)", cfg->server, cfg->context);
-	kube_config_free(cfg);
+	csi_kube_config kc = {
+		.client = client,
+		.node_name = o->node_id,
+		.component = "sigil-csi",
+		.stackable_compat = o->stackable_compat,
+		.events = !o->no_events,
+	};
+	r = csi_kube_new(&kc, &k, err);
 	if (r < 0) {
 		kube_client_free(client);
 		return r;
 	}
+	log_info("using the Kubernetes API at %s", server);
 	*ret_client = client;
 	*ret_kube = k;
 	return 0;

@@ -1923,3 +1923,35 @@ int kube_client_watch(kube_client *c, const kube_resource *res, const char *ns,
 	sigil_wbuf_free(&s.line);
 	return r;
 }
+
+int kube_client_open(const char *kubeconfig, bool in_cluster, const kube_client_opts *opts,
+                     kube_client **ret, char **ret_server, sigil_err *err)
+{
+	_cleanup_(kube_config_freep) kube_config *cfg = NULL;
+	_cleanup_free_ char *server = NULL;
+	kube_client *c = NULL;
+	int r;
+
+	if (kubeconfig && in_cluster)
+		return sigil_err_set(err, SIGIL_E_INVALID,
+		                     "a kubeconfig and the in-cluster configuration exclude each other");
+	if (!kubeconfig && !in_cluster) {
+		*ret = NULL;
+		if (ret_server)
+			*ret_server = NULL;
+		return 0;
+	}
+	r = in_cluster ? kube_config_load_in_cluster(NULL, &cfg, err)
+	               : kube_config_load_kubeconfig(kubeconfig, NULL, &cfg, err);
+	if (r < 0)
+		return r;
+	if (ret_server && !(server = strdup(cfg->server)))
+		return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+	r = kube_client_new(cfg, opts, &c, err);
+	if (r < 0)
+		return r;
+	*ret = c;
+	if (ret_server)
+		*ret_server = TAKE_PTR(server);
+	return 0;
+}

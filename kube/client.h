@@ -106,6 +106,14 @@ int kube_client_new(const kube_config *cfg, const kube_client_opts *opts, kube_c
 void kube_client_free(kube_client *c);
 SIGIL_DEFINE_CLEANUP(kube_client, kube_client_free)
 
+/* What a daemon's --kubeconfig FILE / --in-cluster flags ask for: loads
+ * that configuration (the kubeconfig's current context, or the pod's
+ * service account) and makes a client.  Neither given: 0 and *ret NULL
+ * (standalone).  *ret_server (may be NULL) receives the API server's URL
+ * (malloc'ed) for a log line. */
+int kube_client_open(const char *kubeconfig, bool in_cluster, const kube_client_opts *opts,
+                     kube_client **ret, char **ret_server, sigil_err *err) SIGIL_WUR;
+
 /* The default namespace of the configuration. */
 const char *kube_client_namespace(const kube_client *c);
 

@@ -363,29 +363,23 @@ static int serving_setup(const opts *o, ca_store *shared, serving *s, sigil_err 
  * client for the process: everything that talks to the API gets it. */
 static int kube_setup(const opts *o, kube_client **ret, const char **ret_ns, sigil_err *err)
 {
-	_cleanup_(kube_config_freep) kube_config *cfg = NULL;
 	char probe[KUBE_MAX_NAME + 16];
 	kube_client_opts ko;
 	kube_client *kc = NULL;
 	const char *ns;
 	int r;
 
-	*ret = NULL;
-	if (!o->kubeconfig && !o->in_cluster)
-		return 0;
-	r = o->in_cluster ? kube_config_load_in_cluster(NULL, &cfg, err)
-			  : kube_config_load_kubeconfig(o->kubeconfig, NULL, &cfg, err);
-	if (r < 0)
-		return r;
 	kube_client_opts_init(&ko);
 	/* A node waits on us while we ask the API: fail over to UNAVAILABLE
 	 * (the node retries) rather than sit out the default backoff. */
 	ko.max_retries = 3;
 	ko.timeout_ms = 10000;
 	ko.connect_timeout_ms = 5000;
-	r = kube_client_new(cfg, &ko, &kc, err);
-	if (r < 0)
+	r = kube_client_open(o->kubeconfig, o->in_cluster, &ko, &kc, NULL, err);
+	if (r < 0 || !kc) {
+		*ret = NULL;
 		return r;
+	}
 	ns = o->namespace_ ? o->namespace_ : kube_client_namespace(kc);
 	snprintf(probe, sizeof(probe), "%s/x", ns);
 	if (!ca_auth_kube_account_ok(probe)) {
