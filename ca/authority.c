@@ -641,6 +641,16 @@ static int build_chain(X509 *cert, STACK_OF(X509) *pool, time_t now, STACK_OF(X5
 	X509 *cur = cert;
 	int r;
 
+	/* The company CA is itself a root: it anchors its own bundle (a copy
+	 * of it in the chain file changes nothing). */
+	if (is_self_signed(cert)) {
+		for (int i = sk_X509_num(pool) - 1; i >= 0; i--)
+			if (X509_cmp(sk_X509_value(pool, i), cert) == 0)
+				X509_free(sk_X509_delete(pool, i));
+		if (!X509_up_ref(cert))
+			return sigil_err_set(err, SIGIL_E_NOMEM, "out of memory");
+		*root = cert;
+	}
 	while (!is_self_signed(cur)) {
 		X509 *issuer = NULL;
 

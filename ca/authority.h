@@ -24,7 +24,8 @@ typedef struct ca_authority {
 	EVP_PKEY *key;
 	/* Imported CA only: intermediates above cert, issuer order, may be empty. */
 	STACK_OF(X509) *chain;
-	/* Imported CA only: the self-signed root if it was in the chain file. */
+	/* Imported CA only: the self-signed root (from the chain file, or the
+	 * CA itself when it is self-signed). */
 	X509 *root;
 	/* A signing context initialised once for key, which
 	 * ca_authority_sign_cert copies instead of setting one up per

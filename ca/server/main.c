@@ -27,6 +27,7 @@
 #include "kube/config.h"
 #include "kube/jsonmem.h"
 #include "metrics/httpd.h"
+#include "metrics/webhook.h"
 #include "rpc/server.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -41,6 +42,13 @@
 #define RELOAD_INTERVAL_SECS 2
 #define REFRESH_INTERVAL_SECS 60
 #define MAX_REFRESH_INTERVAL_SECS 86400
+/* Alerts: the newest CA generation of a class expiring within this long
+ * (or within a quarter of its lifetime, if that is shorter) means rotation
+ * is not happening. */
+#define CA_EXPIRY_ALERT_SECS (7LL * 86400)
+/* A firing alert is re-sent at most this often (Alertmanager resolves
+ * alerts it has not heard of for a while). */
+#define ALERT_RESEND_SECS 300
 /* How long startup waits for the first list of SecretClasses. */
 #define CLASSES_READY_WAIT_MS 30000
 /* Where nodes find the issuer CA in a cluster (mounted by sigil-csi). */
@@ -74,6 +82,7 @@ typedef struct opts {
 	int64_t refresh_secs; /* CA rotation / store re-read schedule */
 	/* Observability (issue 7) */
 	const char *metrics_addr;
+	const char *alert_webhook;
 } opts;
 
 static void usage(FILE *f)
@@ -99,6 +108,8 @@ static void usage(FILE *f)
 		"                        and TrustStores\n"
 		"  --metrics-addr H:P    Prometheus /metrics, /healthz and /readyz (plain HTTP)\n"
 		"  --refresh-interval S  re-read the CA store, rotate and prune every S seconds (default 60)\n"
+		"  --alert-webhook URL   Alertmanager (API v2): failed rotations, CAs expiring without\n"
+		"                        a successor\n"
 		"  --ca-store dir|secret where CA keys live: STATE_DIR/ca (default) or Secrets\n"
 		"                        " CA_SECRET_PREFIX "-<class> in NAMESPACE, shared by replicas\n"
 		"Nodes must trust STATE_DIR/issuer-ca.crt (in a cluster also published in\n"
@@ -126,6 +137,7 @@ static int parse_opts(int argc, char **argv, opts *o)
 		{"metrics-addr", required_argument, 0, 'M'},
 		{"ca-store", required_argument, 0, 'T'},
 		{"refresh-interval", required_argument, 0, 'R'},
+		{"alert-webhook", required_argument, 0, 'W'},
 		{"help", no_argument, 0, 'h'},
 		{0},
 	};
@@ -185,6 +197,7 @@ static int parse_opts(int argc, char **argv, opts *o)
 		case 'm': o->namespace_ = optarg; break;
 		case 'C': o->stackable_compat = true; break;
 		case 'M': o->metrics_addr = optarg; break;
+		case 'W': o->alert_webhook = optarg; break;
 		case 'R':
 			if (sigil_parse_int64(optarg, 1, MAX_REFRESH_INTERVAL_SECS, &o->refresh_secs) < 0) {
 				fprintf(stderr, "sigil-ca: --refresh-interval must be 1..%d seconds\n",
@@ -759,10 +772,90 @@ typedef struct reloader {
 	bool bundle_published;
 	cluster_classes *cc; /* SecretClasses from the API; NULL otherwise */
 	truststore *ts;      /* may be NULL */
+	metrics_webhook *webhook; /* may be NULL */
+	time_t refresh_alert_at;  /* last SigilCARotationFailed sent; 0: not firing */
+	time_t expiry_alert_at[CA_SERVICE_MAX_CLASSES];
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
 } reloader;
+
+static void send_alert(metrics_webhook *wh, const char *name, const char *severity,
+		       const char *class_name, const char *summary, const char *description,
+		       bool resolved)
+{
+	metrics_label labels[] = {
+		{"alertname", name},
+		{"severity", severity},
+		{"component", "sigil-ca"},
+		{"class", class_name ? class_name : ""},
+	};
+	metrics_alert a = {
+		.labels = labels,
+		.n_labels = class_name ? 4 : 3,
+		.summary = summary,
+		.description = description,
+		.ends_at = resolved ? time(NULL) : 0,
+	};
+	sigil_err err = {0};
+
+	if (wh && metrics_webhook_send(wh, &a, &err) < 0)
+		log_warn("alert %s not sent: %s", name, err.msg);
+}
+
+/* Rotation failing, or a class's newest CA expiring soon (rotation should
+ * have made a successor at half its life). */
+static void check_alerts(reloader *rl, int refresh_r, const sigil_err *refresh_err)
+{
+	ca_class_status *cs;
+	time_t now = time(NULL);
+	size_t n;
+
+	if (!rl->webhook)
+		return;
+	if (refresh_r < 0) {
+		if (!rl->refresh_alert_at || now - rl->refresh_alert_at >= ALERT_RESEND_SECS) {
+			send_alert(rl->webhook, "SigilCARotationFailed", "critical", NULL,
+				   "sigil-ca cannot rotate or re-read its CAs", refresh_err->msg, false);
+			rl->refresh_alert_at = now;
+		}
+	} else if (rl->refresh_alert_at) {
+		send_alert(rl->webhook, "SigilCARotationFailed", "critical", NULL,
+			   "sigil-ca cannot rotate or re-read its CAs", "resolved", true);
+		rl->refresh_alert_at = 0;
+	}
+	if (!(cs = malloc(sizeof(*cs))))
+		return;
+	pthread_rwlock_rdlock(&rl->srv->lock);
+	n = ca_service_class_count(rl->srv->svc);
+	for (size_t i = 0; i < n && i < CA_SERVICE_MAX_CLASSES; i++) {
+		if (ca_service_status(rl->srv->svc, i, cs, NULL) < 0 || !cs->n_gens)
+			continue;
+		time_t newest = cs->gens[cs->n_gens - 1].not_after;
+		time_t life = newest - cs->gens[cs->n_gens - 1].not_before;
+		/* Generated CAs get a successor at half their active life: a
+		 * quarter left means rotation is not happening.  A week is
+		 * enough warning for long-lived (and imported) ones. */
+		time_t limit = life / 4 < CA_EXPIRY_ALERT_SECS ? life / 4 : CA_EXPIRY_ALERT_SECS;
+		char desc[256];
+		if (newest - now < limit) {
+			if (!rl->expiry_alert_at[i] || now - rl->expiry_alert_at[i] >= ALERT_RESEND_SECS) {
+				snprintf(desc, sizeof(desc),
+					 "the newest CA of class %s expires in %lld s and has no successor",
+					 cs->name, (long long)(newest - now));
+				send_alert(rl->webhook, "SigilCAExpiringSoon", "critical", cs->name,
+					   "a CA expires soon and no newer generation exists", desc, false);
+				rl->expiry_alert_at[i] = now;
+			}
+		} else if (rl->expiry_alert_at[i]) {
+			send_alert(rl->webhook, "SigilCAExpiringSoon", "critical", cs->name,
+				   "a CA expires soon and no newer generation exists", "resolved", true);
+			rl->expiry_alert_at[i] = 0;
+		}
+	}
+	pthread_rwlock_unlock(&rl->srv->lock);
+	free(cs);
+}
 
 /* A value that changes whenever any class's trust bundle does (scheduled
  * rotation, pruning, or a Rotate call between two checks). */
@@ -832,11 +925,13 @@ static void *reload_main(void *arg)
 			bool changed = false;
 			last_refresh = time(NULL);
 			pthread_rwlock_rdlock(&rl->srv->lock);
-			if (ca_service_refresh(rl->srv->svc, &changed, &err) < 0)
+			int rr = ca_service_refresh(rl->srv->svc, &changed, &err);
+			if (rr < 0)
 				log_error("CA refresh failed: %s", err.msg);
 			else if (changed)
 				log_info("CA set changed (rotation or pruning)");
 			pthread_rwlock_unlock(&rl->srv->lock);
+			check_alerts(rl, rr, &err);
 			if (rl->ts) {
 				uint64_t now_bundles = bundles_stamp(rl->srv);
 				if (changed || now_bundles != stamp_bundles)
@@ -886,6 +981,7 @@ int main(int argc, char **argv)
 	bool rl_started = false;
 	metrics_registry *reg = NULL;
 	metrics_httpd *httpd = NULL;
+	metrics_webhook *webhook = NULL;
 	cluster_classes cc = {0};
 	bool cc_inited = false;
 	kube_classes *classes_watch = NULL;
@@ -1053,6 +1149,13 @@ int main(int argc, char **argv)
 		log_info("metrics, /healthz and /readyz on %s (port %u)", o.metrics_addr,
 			 (unsigned)metrics_httpd_port(httpd));
 	}
+	if (o.alert_webhook) {
+		metrics_webhook_config whc = {.url = o.alert_webhook, .registry = reg};
+		if (metrics_webhook_start(&whc, &webhook, &err) < 0) {
+			log_error("--alert-webhook: %s", err.msg);
+			goto out;
+		}
+	}
 	rpc_server_config sc = {
 		.methods = methods,
 		.n_methods = issuer_server_methods(&is, methods),
@@ -1074,6 +1177,7 @@ int main(int argc, char **argv)
 	rl.bundle_published = bundle_published;
 	rl.cc = cc_inited ? &cc : NULL;
 	rl.ts = trust_ctl;
+	rl.webhook = webhook;
 	pthread_mutex_init(&rl.lock, NULL);
 	pthread_cond_init(&rl.cond, NULL);
 	if (pthread_create(&rl_thread, NULL, reload_main, &rl) == 0)
@@ -1102,6 +1206,7 @@ out:
 	truststore_stop(trust_ctl);
 	rpc_server_free(srv);
 	metrics_httpd_stop(httpd); /* before what its scrapes read */
+	metrics_webhook_stop(webhook); /* counts into reg */
 	ca_metrics_free(is.metrics);
 	metrics_registry_free(reg);
 	ca_service_free(is.svc);

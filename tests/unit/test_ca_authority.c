@@ -537,10 +537,18 @@ static void test_import_intermediate_with_chain(void **state)
 	free(ch);
 	free(k);
 
-	/* Importing a self-signed root as the CA. */
+	/* Importing a self-signed root as the CA: it anchors its own bundle,
+	 * and a copy of it in the chain file is accepted. */
 	assert_int_equal(import_pem(p->root->cert, p->root->key, NULL, 0, &ca, &err), 0);
 	assert_int_equal(sk_X509_num(ca->chain), 0);
-	assert_null(ca->root);
+	assert_non_null(ca->root);
+	assert_int_equal(X509_cmp(ca->root, p->root->cert), 0);
+	ca_authority_free(ca);
+	assert_int_equal(import_pem(p->root->cert, p->root->key, (X509 *[]){ p->root->cert }, 1, &ca,
+				    &err),
+			 0);
+	assert_int_equal(sk_X509_num(ca->chain), 0);
+	assert_int_equal(X509_cmp(ca->root, p->root->cert), 0);
 	ca_authority_free(ca);
 }
 
