@@ -53,11 +53,7 @@ trap e2e_cleanup EXIT
 # ---- certificates made outside sigil ------------------------------------------------------
 ossl_ec() { openssl req "$@" -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes 2>/dev/null; }
 # The fake apiserver's serving identity.
-ossl_ec -x509 -keyout "$D/kca.key" -out "$D/kca.crt" -days 1 -subj /CN=fake-kubernetes-ca
-ossl_ec -keyout "$D/srv.key" -out "$D/srv.csr" -subj /CN=kube-apiserver
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$D/srv.ext"
-openssl x509 -req -in "$D/srv.csr" -CA "$D/kca.crt" -CAkey "$D/kca.key" -CAcreateserial -days 1 \
-  -extfile "$D/srv.ext" -out "$D/srv.crt" 2>/dev/null
+fake_kube_tls "$D/kca" "$D/srv"
 # The company: a root kept offline and the intermediate it gives sigil.
 ossl_ec -x509 -keyout "$D/root.key" -out "$D/root.crt" -days 30 -subj "/O=Example Corp/CN=Example Root CA" \
   -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign

@@ -180,13 +180,7 @@ check_grep "standalone: the log says why restart volumes are renewed in place" "
 # =========================================================================================
 # With the fake apiserver.
 # =========================================================================================
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/ca.key" \
-  -out "$D/ca.crt" -days 1 -subj /CN=fake-kubernetes-ca 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/srv.key" \
-  -out "$D/srv.csr" -subj /CN=kube-apiserver 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$D/srv.ext"
-openssl x509 -req -in "$D/srv.csr" -CA "$D/ca.crt" -CAkey "$D/ca.key" -CAcreateserial -days 1 \
-  -extfile "$D/srv.ext" -out "$D/srv.crt" 2>/dev/null
+fake_kube_tls "$D/ca" "$D/srv"
 
 $PY - "$D/seed.json" <<'EOF'
 import json, sys
