@@ -1,13 +1,16 @@
 /* The TrustStore controller (see truststore.h).
  *
- * Informers keep caches of the TrustStores and of the managed ConfigMaps
- * and Secrets (selected by the secrets.sigil.dev/truststore label, so that
- * no other Secret, such as a CA key, is ever read into this process); one
- * worker thread reconciles every TrustStore against those caches whenever
- * something changed, on truststore_kick, and every resync interval.
- * Writes go straight to the API; the caches catch up through the watches,
- * and a write from a stale cache is a 409 that update_retry resolves by
- * re-reading. */
+ * An informer keeps a cache of the TrustStores (both groups); one worker
+ * thread reconciles every TrustStore whenever one changed, on
+ * truststore_kick, and every resync interval.  The targets are not
+ * cached: each reconcile GETs the target by name and PUTs it (with the
+ * resourceVersion read; 409 -> re-read) or POSTs it when it is missing.
+ * That costs a GET per TrustStore per reconcile, and an edit or a deletion
+ * by someone else is repaired at the next resync rather than at once; in
+ * return sigil-ca needs only get, create and update on ConfigMaps and
+ * Secrets.  A label-selected list+watch of the targets would need list and
+ * watch on every ConfigMap and Secret in the cluster, since RBAC cannot
+ * grant by label. */
 #include "ca/server/truststore.h"
 
 #include <errno.h>
@@ -428,7 +431,7 @@ out:
 
 /* ---- the controller -------------------------------------------------------------------------- */
 
-enum { TS_INF_SIGIL, TS_INF_STACKABLE, TS_INF_CM, TS_INF_SECRET, TS_INF_N };
+enum { TS_INF_SIGIL, TS_INF_STACKABLE, TS_INF_N };
 
 struct truststore {
 	truststore_opts o;
@@ -592,17 +595,19 @@ static const kube_resource *ts_target_res(truststore_target t)
 	return t == TRUSTSTORE_TARGET_SECRET ? &kube_res_secrets : &kube_res_configmaps;
 }
 
-/* One TrustStore.  caches[] are the snapshots of the managed ConfigMaps
- * and Secrets. */
-static void ts_reconcile_one(truststore *ts, const kube_resource *owner_res, const json_t *owner,
-                             json_t *cm_cache, json_t *secret_cache)
+/* One TrustStore: its target is read by name (GET) and written when it is
+ * missing, edited or stale.  Nothing here lists, watches or deletes
+ * ConfigMaps or Secrets: sigil-ca's RBAC grants get, create and update on
+ * them and nothing more, so that the CA cannot read every Secret in the
+ * cluster. */
+static void ts_reconcile_one(truststore *ts, const kube_resource *owner_res, const json_t *owner)
 {
 	truststore_spec s;
 	_cleanup_free_ char *pem = NULL;
 	size_t pem_len = 0;
 	uint64_t version = 0;
-	json_t *desired = NULL, *existing, *other;
-	char key[KUBE_MAX_NAME + 80], what[KUBE_MAX_NAME + 96];
+	json_t *desired = NULL;
+	char what[KUBE_MAX_NAME + 96];
 	ts_mutate_ctx m = {0};
 	sigil_err e = {0};
 	const char *reason = "InvalidTrustStore";
@@ -616,8 +621,7 @@ static void ts_reconcile_one(truststore *ts, const kube_resource *owner_res, con
 			ts_report(ts, owner, owner_res, ns, name, reason, &e);
 		return;
 	}
-	snprintf(key, sizeof(key), "%s/%s", s.namespace_, s.name);
-	snprintf(what, sizeof(what), "%s %s", ts_kind_name(s.target), key);
+	snprintf(what, sizeof(what), "%s %s/%s", ts_kind_name(s.target), s.namespace_, s.name);
 	reason = "TrustBundleUnavailable";
 	r = ts->o.get_bundle(s.class_name, &pem, &pem_len, &version, ts->o.ctx, &e);
 	if (r < 0) {
@@ -628,28 +632,24 @@ static void ts_reconcile_one(truststore *ts, const kube_resource *owner_res, con
 	if (r < 0)
 		goto fail;
 	reason = "TrustStoreWriteFailed";
-	existing =
-	    json_object_get(s.target == TRUSTSTORE_TARGET_SECRET ? secret_cache : cm_cache, key);
 	m.desired = desired;
 	m.what = what;
-	if (existing && truststore_object_current(existing, desired)) {
-		r = 0;
-	} else if (existing) {
-		r = kube_client_update_retry(ts->o.client, ts_target_res(s.target), s.namespace_,
-		                             s.name, TS_UPDATE_ATTEMPTS, ts_mutate, &m, NULL, &e);
-		if (r == SIGIL_E_NOTFOUND) /* deleted since the cache saw it */
-			existing = NULL;
-		else if (r == 0 && m.wrote)
-			ts_action(ts, &s, s.target, "updated");
-	}
-	if (!existing) {
+	/* GET, compare, PUT with the resourceVersion read (409: again). */
+	r = kube_client_update_retry(ts->o.client, ts_target_res(s.target), s.namespace_, s.name,
+	                             TS_UPDATE_ATTEMPTS, ts_mutate, &m, NULL, &e);
+	if (r == 0 && m.wrote)
+		ts_action(ts, &s, s.target, "updated");
+	if (r == SIGIL_E_NOTFOUND) {
+		sigil_err_clear(&e);
 		r = kube_client_create(ts->o.client, ts_target_res(s.target), s.namespace_, desired,
 		                       NULL, &e);
 		if (r == 0) {
 			ts_action(ts, &s, s.target, "created");
 		} else if (r == SIGIL_E_EXISTS) {
-			/* Not in our cache: someone else's object (or the cache
-			 * lags); ts_mutate tells which. */
+			/* Created by someone else between our GET and POST;
+			 * ts_mutate tells whether it is ours to update. */
+			sigil_err_clear(&e);
+			m.wrote = false;
 			r = kube_client_update_retry(ts->o.client, ts_target_res(s.target),
 			                             s.namespace_, s.name, TS_UPDATE_ATTEMPTS,
 			                             ts_mutate, &m, NULL, &e);
@@ -659,22 +659,10 @@ static void ts_reconcile_one(truststore *ts, const kube_resource *owner_res, con
 	}
 	if (r < 0)
 		goto fail;
-	/* targetKind changed: the object of the other kind that this
-	 * TrustStore owned goes. */
-	other =
-	    json_object_get(s.target == TRUSTSTORE_TARGET_SECRET ? cm_cache : secret_cache, key);
-	if (other && truststore_object_managed(other) && ts_owned_by(other, s.uid)) {
-		truststore_target ot = s.target == TRUSTSTORE_TARGET_SECRET
-		                           ? TRUSTSTORE_TARGET_CONFIGMAP
-		                           : TRUSTSTORE_TARGET_SECRET;
-
-		r = kube_client_delete(ts->o.client, ts_target_res(ot), s.namespace_, s.name,
-		                       kube_object_resource_version(other), &e);
-		if (r == 0)
-			ts_action(ts, &s, ot, "deleted");
-		else if (r != SIGIL_E_NOTFOUND && r != SIGIL_E_BUSY)
-			goto fail;
-	}
+	/* A changed targetKind leaves the object of the other kind behind: it
+	 * carries an ownerReference to this TrustStore, so the garbage
+	 * collector removes it with the TrustStore.  Deleting it here would
+	 * need delete on every ConfigMap and Secret in the cluster. */
 	ts_clear_report(ts, s.namespace_, s.name);
 	json_decref(desired);
 	return;
@@ -699,7 +687,8 @@ static void ts_reconcile_all(truststore *ts)
 		if (kube_informer_snapshot(ts->inf[i], &snap[i], &s, NULL, &e) < 0 || !s)
 			synced = false;
 	}
-	/* Without complete caches a missing object might only be unseen. */
+	/* Without both TrustStore lists a shadowed Stackable TrustStore
+	 * could be served in place of the sigil one. */
 	if (!synced)
 		goto out;
 	for (int g = TS_INF_SIGIL; g <= TS_INF_STACKABLE && !atomic_load(&ts->stop); g++) {
@@ -725,7 +714,7 @@ static void ts_reconcile_all(truststore *ts)
 					               kube_object_name(obj), &sh, ts->o.ctx);
 				continue;
 			}
-			ts_reconcile_one(ts, res, obj, snap[TS_INF_CM], snap[TS_INF_SECRET]);
+			ts_reconcile_one(ts, res, obj);
 		}
 	}
 out:
@@ -806,8 +795,6 @@ void truststore_stop(truststore *ts)
 
 int truststore_start(const truststore_opts *o, truststore **ret, sigil_err *err)
 {
-	static const char *const target_selector =
-	    TRUSTSTORE_LABEL_MANAGED_BY "=" TS_MANAGED_BY "," TRUSTSTORE_LABEL_TRUSTSTORE;
 	pthread_condattr_t ca;
 	truststore *ts;
 	int r, e;
@@ -839,23 +826,10 @@ int truststore_start(const truststore_opts *o, truststore **ret, sigil_err *err)
 		    .watch_timeout_s = o->watch_timeout_s,
 		};
 
-		switch (i) {
-		case TS_INF_SIGIL: io.res = &kube_res_truststores; break;
-		case TS_INF_STACKABLE:
-			if (!o->compat_stackable)
-				continue;
-			io.res = &kube_res_stackable_truststores;
-			break;
-		case TS_INF_CM:
-			io.res = &kube_res_configmaps;
-			io.label_selector = target_selector;
-			break;
-		case TS_INF_SECRET:
-		default:
-			io.res = &kube_res_secrets;
-			io.label_selector = target_selector;
-			break;
-		}
+		if (i == TS_INF_STACKABLE && !o->compat_stackable)
+			continue;
+		io.res =
+		    i == TS_INF_SIGIL ? &kube_res_truststores : &kube_res_stackable_truststores;
 		r = kube_informer_start(&io, &ts->inf[i], err);
 		if (r < 0) {
 			truststore_stop(ts);

@@ -21,13 +21,16 @@
  * TrustStore (so the garbage collector removes it with the TrustStore) and
  * the annotation secrets.sigil.dev/bundle-sha256.
  *
- * It keeps the object current: whenever a TrustStore or a managed object
- * changes (watches), when the caller says that bundles changed
- * (truststore_kick), and every resync interval, each TrustStore's desired
- * object is compared with the one in the API and written when they differ
- * (a new bundle, an edit by someone else, a deleted object, a changed
- * targetKind: the object of the other kind it owned is deleted).  Updates
- * carry the resourceVersion read (409 -> re-read and retry).
+ * It keeps the object current: whenever a TrustStore changes (a watch on
+ * TrustStores only), when the caller says that bundles changed
+ * (truststore_kick), and every resync interval, it GETs each TrustStore's
+ * target by name, compares it with the desired object and writes it when
+ * they differ (a new bundle, an edit by someone else, a deleted object).
+ * Updates carry the resourceVersion read (409 -> re-read and retry).  It
+ * never lists, watches or deletes ConfigMaps or Secrets, so sigil-ca's RBAC
+ * grants only get, create and update on them.  When targetKind changes,
+ * the object of the old kind is left in place: its ownerReference makes
+ * the garbage collector remove it with the TrustStore.
  *
  * An object of that name that sigil does not manage (without both labels)
  * is never overwritten.  That, an unknown class, a class without a trust
@@ -138,7 +141,7 @@ typedef int (*truststore_bundle_fn)(const char *class_name, char **pem, size_t *
  * version and message, on the controller thread). */
 typedef void (*truststore_error_fn)(const char *ns, const char *name, const sigil_err *why,
                                     void *ctx);
-/* What the controller did: action is "created", "updated" or "deleted";
+/* What the controller did: action is "created" or "updated";
  * kind "ConfigMap" or "Secret".  May be NULL. */
 typedef void (*truststore_action_fn)(const char *ns, const char *name, const char *kind,
                                      const char *action, void *ctx);
@@ -151,8 +154,8 @@ typedef struct truststore_opts {
 	truststore_action_fn on_action;  /* may be NULL */
 	void *ctx;
 	bool no_events;           /* do not post Kubernetes Events */
-	long resync_ms;           /* full reconciliation; 0: 60000 */
-	long backoff_min_ms;      /* watches; 0: 500 */
+	long resync_ms;           /* GET every target this often; 0: 60000 */
+	long backoff_min_ms;      /* the TrustStore watch; 0: 500 */
 	long backoff_max_ms;      /* 0: 30000 */
 	unsigned watch_timeout_s; /* 0: 300 */
 } truststore_opts;

@@ -301,13 +301,8 @@ def check_rbac(objs, label, ns):
         for res in ("configmaps", "secrets"):
             if not A("sigil-ca", "", res, verb, ns="team-a", name="tls-trust"):
                 missing.append((res, verb, "team-a"))
-    # TrustStore targets are followed by label: list and watch everywhere.
-    for n in [("", "secrets", "list"), ("", "secrets", "watch"), ("", "configmaps", "list"),
-              ("", "configmaps", "watch")]:
-        if not A("sigil-ca", *n):
-            missing.append(n)
-    if not A("sigil-ca", "", "secrets", "delete", ns="team-a", name="tls-trust"):
-        missing.append(("secrets", "delete", "team-a"))
+    # TrustStore targets are read by name (ca/server/truststore.c): no list,
+    # watch or delete of ConfigMaps and Secrets; see the forbidden list.
     # The CA store (Secret sigil-ca-<class>) and its Lease sigil-ca-<class>-lock.
     for n in [("", "secrets", "get"), ("", "secrets", "create"), ("", "secrets", "update"),
               ("coordination.k8s.io", "leases", "get"), ("coordination.k8s.io", "leases", "create"),
@@ -331,6 +326,17 @@ def check_rbac(objs, label, ns):
     granted = [f for f in forbidden if allowed(objs, ns, f[0], f[1], f[2], f[3], ns=f[4])]
     check(not granted, "%s: nothing beyond that (no Secrets for sigil-csi, no pod writes or "
           "Leases elsewhere for sigil-ca, no permissions for sigil-admin)" % label, granted)
+    # sigil-ca must not be able to read every Secret in the cluster: no list
+    # or watch of ConfigMaps or Secrets anywhere (not even its own
+    # namespace: the CA store reads its Secrets by name), and no delete.
+    no_read_all = [("sigil-ca", "", r, v, n) for r in ("secrets", "configmaps")
+                   for v in ("list", "watch", "delete", "deletecollection", "patch")
+                   for n in (None, "team-a", ns)]
+    granted = [f for f in no_read_all if allowed(objs, ns, f[0], f[1], f[2], f[3], ns=f[4], name="tls-trust")]
+    granted += [f for f in no_read_all if f[4] is not None and
+                allowed(objs, ns, f[0], f[1], f[2], f[3], ns=f[4])]
+    check(not granted, "%s: sigil-ca may not list, watch, delete or patch ConfigMaps and Secrets "
+          "(TrustStore targets and the CA store are read by name)" % label, granted)
 
 
 check_rbac(MAN, "manifests", NS)

@@ -8,8 +8,13 @@
 # - the mirror of referenced Secrets/ConfigMaps: files written 0600 in
 #   0700 directories, updated, removed;
 # - TrustStores: ConfigMap and Secret targets, PEM and PKCS#12, a bundle
-#   change rewrites, a deleted or edited target is restored, a foreign
-#   object is never overwritten, an unknown class is reported.
+#   change rewrites, a deleted or edited target is restored by the resync,
+#   a foreign object is never overwritten, an unknown class is reported, a
+#   changed targetKind leaves the old object to the garbage collector.
+# The probe runs as sigil-ca's service account, which the fake forbids to
+# list, watch or delete ConfigMaps and Secrets (sigil-ca's RBAC grants
+# only get, create and update on them); /_fake/requests shows that it never
+# tried.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PROBE="$SIGIL_BUILD_DIR/tests/kube_classes_probe"
@@ -59,10 +64,11 @@ items = [
 json.dump({"items": items}, open(d + "/seed.json", "w"))
 EOF
 
+CA_USER=system:serviceaccount:sigil:sigil-ca
 start_fake() { # [extra args...]
   rm -f "$D/port"
   /usr/bin/python3 "$FAKE" --cert "$D/srv.crt" --key "$D/srv.key" --token admin-token=admin \
-    --port-file "$D/port" "$@" >>"$D/fake.log" 2>&1 &
+    --token "ca-token=$CA_USER" --port-file "$D/port" "$@" >>"$D/fake.log" 2>&1 &
   FAKE_PID=$!
   T_PIDS+=($FAKE_PID)
   for _ in $(seq 1 100); do [ -s "$D/port" ] && break; sleep 0.05; done
@@ -106,14 +112,52 @@ clusters:
     server: $URL
     certificate-authority: $D/ca.crt
 users:
-- name: admin
+- name: sigil-ca
   user:
-    token: admin-token
+    token: ca-token
 contexts:
 - name: fake
-  context: {cluster: fake, user: admin}
+  context: {cluster: fake, user: sigil-ca}
 current-context: fake
 EOF
+
+# What RBAC would refuse sigil-ca: list, watch and delete of ConfigMaps
+# and Secrets, in any namespace.
+forbid_ca() {
+  ctl POST /_fake/forbid "$(/usr/bin/python3 -c '
+import json, sys
+print(json.dumps([{"user": sys.argv[1], "verb": v, "resource": r}
+                  for v in ("list", "watch", "delete") for r in ("configmaps", "secrets")]))' "$CA_USER")" >/dev/null
+}
+forbid_ca
+check_fails "the fake refuses sigil-ca a LIST of Secrets (the rules bite)" \
+  curl -sS --fail --cacert "$D/ca.crt" -H 'Authorization: Bearer ca-token' "$URL/api/v1/secrets"
+check "a GET by name is still allowed" \
+  curl -sS --fail --cacert "$D/ca.crt" -H 'Authorization: Bearer ca-token' "$URL$CM/foreign"
+ctl DELETE /_fake/requests >/dev/null
+# ca_requests_clean: sigil-ca (the probe) sent no LIST, WATCH or DELETE on
+# ConfigMaps or Secrets and got no 403; prints the offenders otherwise.
+ca_requests_clean() {
+  ctl GET /_fake/requests | /usr/bin/python3 -c '
+import json, re, sys
+items = [r for r in json.load(sys.stdin)["items"] if r.get("user") == sys.argv[1]]
+coll = re.compile(r"^/api/v1/(namespaces/[^/]+/)?(configmaps|secrets)$")
+obj = re.compile(r"^/api/v1/(namespaces/[^/]+/)?(configmaps|secrets)(/|$)")
+bad = [r for r in items if (r["method"] == "GET" and coll.match(r["path"]))
+       or (r["method"] == "DELETE" and obj.match(r["path"])) or r.get("status") == 403]
+for r in bad:
+    print(r["method"], r["path"], r.get("status"))
+sys.exit(1 if bad or not items else 0)' "$CA_USER"
+}
+# ca_gets PATH: how often sigil-ca read PATH by name.
+ca_gets() {
+  ctl GET /_fake/requests | /usr/bin/python3 -c '
+import json, sys
+print(sum(1 for r in json.load(sys.stdin)["items"]
+          if r.get("user") == sys.argv[1] and r["method"] == "GET" and r["path"] == sys.argv[2]))' "$CA_USER" "$1"
+}
+# ca_got N PATH: sigil-ca read PATH by name at least N times.
+ca_got() { [ "$(ca_gets "$2")" -ge "$1" ]; }
 
 OUT="$D/probe.out"
 "$PROBE" --kubeconfig "$D/kubeconfig" --compat --secrets-dir "$D/secrets" \
@@ -251,16 +295,31 @@ wait_for "new bundle rewrites the ConfigMap" cm_crt ts-cm "$D/bundle2.crt"
 wait_for "new bundle rewrites the Secret" sec_crt ts-sec "$D/bundle2.crt"
 check "rewrites were updates (with resourceVersion)" test "$(count '"action":"updated"')" -ge $((n_upd + 2))
 
-# Deleted and edited by someone else.
-api DELETE $CM/ts-cm >/dev/null
-wait_for "deleted target is recreated" cm_crt ts-cm "$D/bundle2.crt"
-api PATCH $SEC/ts-sec "{\"data\":{\"ca.crt\":\"$(printf tampered | base64 -w0)\"}}" >/dev/null
-wait_for "edited target is restored" sec_crt ts-sec "$D/bundle2.crt"
+# Deleted and edited by someone else: nothing watches the targets, the
+# resync (500 ms here) GETs them and repairs them.
+n_cre=$(count '"name":"ts-cm".*"action":"created"|"action":"created".*"name":"ts-cm"')
+check "someone deletes the ConfigMap" api DELETE $CM/ts-cm
+wait_for "deleted target is recreated by the resync" cm_crt ts-cm "$D/bundle2.crt"
+check "... by a create" test "$(count '"name":"ts-cm".*"action":"created"|"action":"created".*"name":"ts-cm"')" -gt "$n_cre"
+check "someone edits the Secret" api PATCH $SEC/ts-sec "{\"data\":{\"ca.crt\":\"$(printf tampered | base64 -w0)\"}}"
+wait_for "edited target is restored by the resync" sec_crt ts-sec "$D/bundle2.crt"
+# Someone edits the foreign object: still not sigil's to touch.
+n_get=$(ca_gets $CM/foreign)
+check "someone edits the foreign ConfigMap" api PATCH $CM/foreign '{"data":{"ca.crt":"still not sigil'"'"'s"}}'
+wait_for "sigil-ca reads the foreign ConfigMap again on resync" ca_got $((n_get + 2)) $CM/foreign
+check "foreign object still not overwritten after resyncs" test "$(obj_field $CM/foreign 'o["data"]["ca.crt"]')" = "still not sigil's"
 
-# targetKind switched: the ConfigMap goes, a Secret comes.
+# targetKind switched: a Secret comes; the ConfigMap stays for the garbage
+# collector (it names the TrustStore as its owner), sigil-ca deletes nothing.
 api PATCH $TS/ts-p12 '{"spec":{"targetKind":"Secret","format":"tls-pem"}}' >/dev/null
 wait_for "targetKind change writes the Secret" sec_crt ts-p12 "$D/bundle2.crt"
-wait_for "and deletes the ConfigMap it owned" bash -c "! curl -sf --cacert $D/ca.crt -H 'Authorization: Bearer admin-token' $URL$CM/ts-p12 >/dev/null"
+check "the old ConfigMap is left to the garbage collector (owned by the TrustStore)" \
+  test "$(obj_field $CM/ts-p12 'o["metadata"]["ownerReferences"][0]["uid"]')" = "$(obj_field $TS/ts-p12 'o["metadata"]["uid"]')"
+check "no deleted action reported" test "$(count '"action":"deleted"')" -eq 0
+
+# Least privilege: every target was read by name, none listed or watched.
+check "sigil-ca read its targets by name (GET)" ca_got 3 $CM/ts-cm
+check "sigil-ca sent no LIST/WATCH/DELETE on ConfigMaps or Secrets and got no 403" ca_requests_clean
 
 # ---- apiserver restart (same etcd: objects and revision survive) ------------------------------
 ctl GET /_fake/objects > "$D/objects.json"
@@ -289,10 +348,12 @@ kill "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null || true
 sleep 1
 check "probe survives the apiserver going away" kill -0 $PROBE_PID
 start_fake --port "$PORT" --seed "$D/reseed.json"
+forbid_ca
 api POST $SC '{"apiVersion":"secrets.sigil.dev/v1alpha1","kind":"SecretClass","metadata":{"name":"after-restart"},"spec":{"backend":{"autoTls":{}}}}' >/dev/null
 wait_for "classes follow after an apiserver restart" classes_are "after-compact,after-restart,company,legacy,tls,zz-after-broken"
 api DELETE $CM/ts-cm >/dev/null
 wait_for "TrustStores follow after an apiserver restart" cm_crt ts-cm "$D/bundle2.crt"
+check "after the restart too: no LIST/WATCH/DELETE on ConfigMaps or Secrets" ca_requests_clean
 
 # ---- stop ---------------------------------------------------------------------------------------
 kill -TERM $PROBE_PID
