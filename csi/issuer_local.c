@@ -54,6 +54,13 @@ static int local_issue_kube(local_issuer *l, const ca_issue_request *req, ca_iss
 		kube_pod_info_free(pi);
 		return r;
 	}
+	if (kube_pod_info_terminated(pi)) {
+		r = sigil_err_set(err, SIGIL_E_PRECOND,
+				  "pod %s/%s has terminated (phase %s): no new secrets for it",
+				  in->pod_namespace, in->pod_name, pi->phase);
+		kube_pod_info_free(pi);
+		return r;
+	}
 	ca_identity id = *in;
 	kube_pod_info_identity(pi, &id, listeners);
 	id.cluster_domain = in->cluster_domain;

@@ -679,3 +679,8 @@ void kube_pod_info_identity(const kube_pod_info *pi, ca_identity *id,
 	id->listeners = n ? listeners : NULL;
 	id->n_listeners = n;
 }
+
+bool kube_pod_info_terminated(const kube_pod_info *pi)
+{
+	return pi->phase && (!strcmp(pi->phase, "Succeeded") || !strcmp(pi->phase, "Failed"));
+}

@@ -68,6 +68,9 @@ int kube_pod_info_get(kube_client *c, const char *ns, const char *name, bool wan
 int kube_pod_info_from_json(const json_t *pod, const json_t *node, kube_pod_info **ret,
 			    sigil_err *err) SIGIL_WUR;
 void kube_pod_info_free(kube_pod_info *pi);
+/* The pod has run to completion (status.phase Succeeded or Failed): its
+ * containers will not start again, so it gets no new secrets. */
+bool kube_pod_info_terminated(const kube_pod_info *pi);
 
 /* The PVC behind the pod's volume volume_name: "<pod>-<volume>" for an
  * ephemeral volume, else persistentVolumeClaim.claimName.  SIGIL_E_PRECOND

@@ -232,6 +232,12 @@ static int resolve_pod(issuer_server *s, const ca_caller *who, const char *ns, c
 				       pi->uid ? pi->uid : "(none)", uid);
 			return SIGIL_E_PRECOND;
 		}
+		if (kube_pod_info_terminated(pi)) {
+			rpc_status_set(st, RPC_FAILED_PRECONDITION,
+				       "pod %s/%s has terminated (phase %s): no new secrets for it", ns,
+				       name, pi->phase);
+			return SIGIL_E_PRECOND;
+		}
 		if (!want_node && nl == 0)
 			break;
 	}

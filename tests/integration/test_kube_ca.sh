@@ -94,6 +94,9 @@ items = [
         {"hostname": "host", "subdomain": "sub"}, ["10.244.1.7", "fd00:10:244:1::7"]),
     pod("kafka-0", "node-a", "a0000000-0000-4000-8000-000000000002", [tls_vol, listener_vol]),
     pod("db-0", "node-b", "a0000000-0000-4000-8000-000000000003", [tls_vol]),
+    # A Job's pod that ran to completion on node-a.
+    dict(pod("batch-0", "node-a", "a0000000-0000-4000-8000-000000000004", [tls_vol]),
+         status={"phase": "Succeeded", "hostIP": "192.168.1.11", "qosClass": "BestEffort"}),
     # What Kubernetes makes for the ephemeral volume, and listener-operator for the PVC.
     {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
      "metadata": {"name": "kafka-0-listener", "namespace": "shop",
@@ -283,6 +286,8 @@ issue_ok "node-b's token for its own pod" node-b shop db-0 - node b1
 check_grep "node-b's certificate names node-b" "DNS:node-b" "$D/b1.txt"
 check_grep "node-b's certificate has node-b's IP" "IP Address:192.168.1.12" "$D/b1.txt"
 issue_fails "missing pod" NOT_FOUND 'pods "ghost" not found' node-a shop ghost - pod
+issue_fails "a pod that ran to completion gets nothing" FAILED_PRECONDITION "has terminated \\(phase Succeeded\\)" \
+  node-a shop batch-0 - pod
 issue_fails "stale pod uid" FAILED_PRECONDITION "was replaced" node-a shop web-0 \
   a0000000-0000-4000-8000-00000000dead pod
 issue_fails "no pod given" INVALID_ARGUMENT "namespace and name are required" node-a - - - node

@@ -300,6 +300,7 @@ static void test_pod_and_node(void **state)
 	assert_string_equal(pi->subdomain, "web");
 	assert_string_equal(pi->hostname, "web-0");
 	assert_string_equal(pi->phase, "Running");
+	assert_false(kube_pod_info_terminated(pi));
 	/* podIPs wins over podIP; both families kept. */
 	assert_int_equal(pi->n_pod_ips, 2);
 	assert_string_equal(pi->pod_ips[0], "10.244.1.7");
@@ -457,6 +458,27 @@ static void test_bad_pods(void **state)
 				      i ? "," : "", i + 1);
 	snprintf(big + o, sizeof(big) - o, "]}}");
 	expect_pod_fails(big, SIGIL_E_LIMIT);
+}
+
+static void test_terminated(void **state)
+{
+	const char *cases[][2] = {
+		{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"b\"},\"status\":{\"phase\":\"Succeeded\"}}", "1"},
+		{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"b\"},\"status\":{\"phase\":\"Failed\"}}", "1"},
+		{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"b\"},\"status\":{\"phase\":\"Pending\"}}", "0"},
+		{"{\"metadata\":{\"name\":\"a\",\"namespace\":\"b\"}}", "0"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *pod = J(cases[i][0]);
+		kube_pod_info *pi = NULL;
+		sigil_err err = {0};
+
+		assert_int_equal(kube_pod_info_from_json(pod, NULL, &pi, &err), 0);
+		assert_int_equal(kube_pod_info_terminated(pi), cases[i][1][0] == '1');
+		kube_pod_info_free(pi);
+		json_decref(pod);
+	}
 }
 
 static void expect_node_fails(const char *node_text, int code)
@@ -746,7 +768,8 @@ static void test_apiserver_down(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_pod_and_node),
+	    cmocka_unit_test(test_terminated),
+		cmocka_unit_test(test_pod_and_node),
 	    cmocka_unit_test(test_identity_names),
 	    cmocka_unit_test(test_hostname_differs),
 	    cmocka_unit_test(test_bad_pods),
