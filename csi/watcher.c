@@ -706,7 +706,7 @@ static void act_renew(csi_watcher *w, const wentry *e, const char *why, outcome 
 		          e->volume_id, why, when);
 		wentry ne = *e;
 		ne.not_after = o->rec.not_after;
-		notify(w, &ne, CSI_WATCH_EV_RENEWED, "renewed%s, valid until %s", why, when);
+		notify(w, &ne, CSI_WATCH_EV_RENEWED, "new certificate%s, valid until %s", why, when);
 		return;
 	}
 	if (r == SIGIL_E_NOTFOUND) {
