@@ -1081,3 +1081,14 @@ static int issue_leaf(const ca_authority *ca, const leaf_key *key, const ca_leaf
 	*ret = TAKE_PTR(x);
 	return 0;
 }
+
+bool ca_cert_has_ip_san(X509 *cert)
+{
+	GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	bool found = false;
+
+	for (int i = 0; gens && !found && i < sk_GENERAL_NAME_num(gens); i++)
+		found = sk_GENERAL_NAME_value(gens, i)->type == GEN_IPADD;
+	GENERAL_NAMES_free(gens);
+	return found;
+}

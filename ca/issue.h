@@ -47,6 +47,8 @@ int ca_issue_from_pubkey(const ca_authority *ca, EVP_PKEY *pubkey, const ca_leaf
 			 X509 **ret, sigil_err *err) SIGIL_WUR;
 
 /* Node side: a DER CSR signed by key (subject CN optional, no extensions). */
+/* The certificate carries at least one iPAddress subjectAltName. */
+bool ca_cert_has_ip_san(X509 *cert);
 int ca_csr_create(EVP_PKEY *key, const char *common_name, uint8_t **ret_der, size_t *ret_len,
 		  sigil_err *err) SIGIL_WUR;
 

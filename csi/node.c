@@ -231,18 +231,18 @@ static bool has_scope(const csi_attrs *a, ca_scope_kind k)
  * the watcher to re-issue once the IP is there.  Asked before the issue,
  * so that a pod seen with an IP here had it for the CA too.  When the API
  * cannot say, assume no IP: the watcher's check is bounded. */
-static bool pod_lacks_ip(csi_node *n, const csi_attrs *a)
+/* A pod-scoped certificate made before the pod had an IP (the kubelet
+ * mounts volumes before the sandbox gets one) is re-issued by the watcher
+ * once the pod has one.  Decided from what the CA issued, without asking
+ * the API on the publish path: a pod scope alone with an IP SAN already
+ * holds the pod's IP; with a node scope too the node's IPs make it
+ * ambiguous, so the watcher checks the pod (off the publish path). */
+static bool awaits_pod_ip(const csi_node *n, const csi_attrs *a, X509 *leaf)
 {
-	kube_pod_info *pi = NULL;
-	bool lacks = true;
-
-	if (!n->cfg.kube || a->public_only || !has_scope(a, CA_SCOPE_POD) || !a->pod_namespace ||
+	if (!n->cfg.kube || !leaf || !has_scope(a, CA_SCOPE_POD) || !a->pod_namespace ||
 	    !a->pod_name)
 		return false;
-	if (csi_kube_pod_info(n->cfg.kube, a->pod_namespace, a->pod_name, NULL, 0, &pi, NULL) == 0)
-		lacks = pi->n_pod_ips == 0;
-	kube_pod_info_free(pi);
-	return lacks;
+	return has_scope(a, CA_SCOPE_NODE) || !ca_cert_has_ip_san(leaf);
 }
 
 /* Mints the files of a TLS volume: key on this node, CSR to the issuer,
@@ -275,7 +275,6 @@ static int mint_tls(csi_node *n, const csi_attrs *a, minted *out, sigil_err *err
 		.pod_namespace = a->pod_namespace,
 		.pod_name = a->pod_name,
 	};
-	out->awaiting_pod_ip = pod_lacks_ip(n, a);
 	ca_issue_request req = {
 		.class_name = a->class_name,
 		.identity = &id,
@@ -302,6 +301,7 @@ static int mint_tls(csi_node *n, const csi_attrs *a, minted *out, sigil_err *err
 	if (r == 0) {
 		out->not_after = res.not_after;
 		out->bundle_version = res.bundle_version;
+		out->awaiting_pod_ip = awaits_pod_ip(n, a, res.leaf);
 	}
 out:
 	ca_issue_result_free(&res);

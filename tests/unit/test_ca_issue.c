@@ -303,6 +303,7 @@ static void test_names_in_certificate(void **state)
 
 	assert_int_equal(X509_check_host(leaf, "foo.apps.example.com", 0, 0, NULL), 1);
 	assert_int_equal(X509_check_ip_asc(leaf, "fd00:0::1", 0), 1);
+	assert_true(ca_cert_has_ip_san(leaf));
 	assert_int_equal(verify_chain(leaf, w->cas[3]->cert, NULL, FX_NOW, 0), 0);
 	X509_free(leaf);
 }
@@ -324,6 +325,7 @@ static void test_empty_subject_critical_san(void **state)
 	assert_int_equal(X509_NAME_entry_count(X509_get_subject_name(leaf)), 0);
 	/* RFC 5280 4.2.1.6; X509_V_FLAG_X509_STRICT checks it too. */
 	assert_true(ext_critical(leaf, NID_subject_alt_name));
+	assert_false(ca_cert_has_ip_san(leaf)); /* a URI only */
 	assert_int_equal(verify_chain(leaf, w->cas[4]->cert, NULL, FX_NOW, 0), 0);
 	X509_free(leaf);
 
@@ -331,6 +333,7 @@ static void test_empty_subject_critical_san(void **state)
 	ca_leaf_request cn_only = { .common_name = "client", .lifetime_secs = DAY, .now = FX_NOW };
 	assert_int_equal(ca_issue_from_pubkey(w->cas[4], w->keys[3], &cn_only, &leaf, &err), 0);
 	assert_true(X509_get_ext_by_NID(leaf, NID_subject_alt_name, -1) < 0);
+	assert_false(ca_cert_has_ip_san(leaf));
 	X509_free(leaf);
 	leaf = NULL;
 
