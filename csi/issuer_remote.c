@@ -178,6 +178,31 @@ static int scope_to_proto(const ca_scope *in, Sigil__V1__Scope *out, sigil_err *
 	return 0;
 }
 
+/* The pod and scopes of a request in protobuf form; pointers borrow from
+ * the request. */
+static int request_to_proto(const ca_identity *id, const ca_scope *in_scopes, size_t n,
+			    Sigil__V1__PodIdentity *pod, Sigil__V1__Scope *scopes,
+			    Sigil__V1__Scope **sp, sigil_err *err)
+{
+	int r;
+
+	if (n > CSI_REMOTE_MAX_SCOPES)
+		return sigil_err_set(err, SIGIL_E_LIMIT, "too many scopes");
+	for (size_t i = 0; i < n; i++) {
+		Sigil__V1__Scope sc = SIGIL__V1__SCOPE__INIT;
+
+		if ((r = scope_to_proto(&in_scopes[i], &sc, err)) < 0)
+			return r;
+		scopes[i] = sc;
+		sp[i] = &scopes[i];
+	}
+	if (id->pod_namespace)
+		pod->namespace_ = (char *)id->pod_namespace;
+	if (id->pod_name)
+		pod->name = (char *)id->pod_name;
+	return 0;
+}
+
 static int remote_issue(csi_issuer *is, const ca_issue_request *req, ca_issue_result *ret,
 			sigil_err *err)
 {
@@ -191,19 +216,9 @@ static int remote_issue(csi_issuer *is, const ca_issue_request *req, ca_issue_re
 	size_t rl = 0;
 	int r;
 
-	if (req->n_scopes > CSI_REMOTE_MAX_SCOPES)
-		return sigil_err_set(err, SIGIL_E_LIMIT, "too many scopes");
-	for (size_t i = 0; i < req->n_scopes; i++) {
-		Sigil__V1__Scope s = SIGIL__V1__SCOPE__INIT;
-		if ((r = scope_to_proto(&req->scopes[i], &s, err)) < 0)
-			return r;
-		scopes[i] = s;
-		sp[i] = &scopes[i];
-	}
-	if (req->identity->pod_namespace)
-		pod.namespace_ = (char *)req->identity->pod_namespace;
-	if (req->identity->pod_name)
-		pod.name = (char *)req->identity->pod_name;
+	r = request_to_proto(req->identity, req->scopes, req->n_scopes, &pod, scopes, sp, err);
+	if (r < 0)
+		return r;
 	in.class_name = (char *)req->class_name;
 	in.pod = &pod;
 	in.n_scopes = req->n_scopes;
@@ -339,20 +354,9 @@ static int remote_keytab(csi_issuer *is, const csi_keytab_request *req, csi_keyt
 	size_t rl = 0;
 	int r;
 
-	if (req->n_scopes > CSI_REMOTE_MAX_SCOPES)
-		return sigil_err_set(err, SIGIL_E_LIMIT, "too many scopes");
-	for (size_t i = 0; i < req->n_scopes; i++) {
-		Sigil__V1__Scope sc = SIGIL__V1__SCOPE__INIT;
-
-		if ((r = scope_to_proto(&req->scopes[i], &sc, err)) < 0)
-			return r;
-		scopes[i] = sc;
-		sp[i] = &scopes[i];
-	}
-	if (req->identity->pod_namespace)
-		pod.namespace_ = (char *)req->identity->pod_namespace;
-	if (req->identity->pod_name)
-		pod.name = (char *)req->identity->pod_name;
+	r = request_to_proto(req->identity, req->scopes, req->n_scopes, &pod, scopes, sp, err);
+	if (r < 0)
+		return r;
 	in.class_name = (char *)req->class_name;
 	in.pod = &pod;
 	in.n_scopes = req->n_scopes;
